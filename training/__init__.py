@@ -1,0 +1,1 @@
+"""Scene synthesis and pretraining (run from a checkout; needs the `train` extra)."""
