@@ -1,0 +1,92 @@
+"""Waveform -> log-mel front end of GRAM (gram_spec §1), on `torch.stft` (no torchaudio needed).
+
+Input: float waveform (..., n_samples) at 32 kHz.  Output: log-mel (..., n_frames, 128) float32 with
+n_frames = 1 + n_samples // 320 (centre-padded STFT, 10 ms hop).
+
+The recipe is torchaudio's `MelSpectrogram(sample_rate=32000, n_fft=1024, win_length=1024,
+hop_length=320, f_min=50, f_max=16000, n_mels=128, power=2)` (periodic Hann window, reflect padding,
+HTK mel scale, unnormalised triangles) followed by ln(mel + eps).  The window and the filterbank are
+built in float32 exactly as torchaudio builds them, because float64 tables move low-energy bins by up
+to 6e-3 (gram_spec §1.1, precision note).
+
+The log offset `eps` is a property of the weights (gram_spec §9 item 1): the official HEAR runtime
+used float32 machine epsilon, the official training used 1e-5.  `GramConfig.log_eps` carries it.
+
+Module and buffer names (`spectrogram.window`, `mel_scale.fb`) follow torchaudio's, so that the
+`melspec.*` buffers stored in official checkpoints load into this module (gram_spec §3.3).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+FLOAT32_EPS = float(torch.finfo(torch.float32).eps)  # 1.1920928955078125e-07
+
+
+def _hz_to_mel_htk(f):
+    return 2595.0 * math.log10(1.0 + f / 700.0)
+
+
+def mel_filterbank(n_freqs: int = 513, f_min: float = 50.0, f_max: float = 16000.0, n_mels: int = 128,
+                   sample_rate: int = 32000) -> torch.Tensor:
+    """HTK mel filterbank (n_freqs, n_mels), float32, no area normalisation (gram_spec §1.1)."""
+    all_freqs = torch.linspace(0, sample_rate // 2, n_freqs)  # float32, as torchaudio
+    m_pts = torch.linspace(_hz_to_mel_htk(f_min), _hz_to_mel_htk(f_max), n_mels + 2)
+    f_pts = 700.0 * (10 ** (m_pts / 2595.0) - 1.0)
+    f_diff = f_pts[1:] - f_pts[:-1]  # (n_mels + 1,)
+    slopes = f_pts.unsqueeze(0) - all_freqs.unsqueeze(1)  # (n_freqs, n_mels + 2)
+    down = -1.0 * slopes[:, :-2] / f_diff[:-1]
+    up = slopes[:, 2:] / f_diff[1:]
+    return torch.max(torch.zeros(1), torch.min(down, up))
+
+
+class _Window(nn.Module):
+    def __init__(self, n_fft):
+        super().__init__()
+        self.register_buffer("window", torch.hann_window(n_fft))  # periodic Hann, float32
+
+
+class _MelScale(nn.Module):
+    def __init__(self, fb):
+        super().__init__()
+        self.register_buffer("fb", fb)
+
+
+class LogMel(nn.Module):
+    """(..., n_samples) float waveform -> (..., n_frames, n_mels) log-mel, float32."""
+
+    def __init__(self, sample_rate: int = 32000, n_fft: int = 1024, hop_length: int = 320, n_mels: int = 128,
+                 f_min: float = 50.0, f_max: float = None, log_eps: float = FLOAT32_EPS):
+        super().__init__()
+        self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
+        self.log_eps = float(log_eps)
+        f_max = sample_rate // 2 if f_max is None else f_max
+        self.spectrogram = _Window(n_fft)
+        self.mel_scale = _MelScale(mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate))
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input the centre-padded STFT accepts (reflect padding needs n_fft/2 + 1 samples)."""
+        return self.n_fft // 2 + 1
+
+    def n_frames(self, n_samples: int) -> int:
+        return 1 + n_samples // self.hop_length
+
+    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """(..., n_samples) -> mel power (..., n_frames, n_mels), float32."""
+        lead = wave.shape[:-1]
+        # The STFT runs in float64: float32 FFT round-off in near-silent bins is magnified by ln(. + eps)
+        # (measured on the official fixture: relative log-mel error 1.05e-5 in float32, 8.5e-6 in
+        # float64, against the official float32 torchaudio output).  The filterbank product stays float32.
+        x = wave.reshape(-1, wave.shape[-1]).to(torch.float64)
+        spec = torch.stft(x, self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
+                          window=self.spectrogram.window.to(torch.float64), center=True, pad_mode="reflect",
+                          normalized=False, onesided=True, return_complex=True)
+        power = spec.abs().pow(2.0).to(torch.float32)  # (M, 513, T)
+        mel = torch.matmul(power.transpose(-1, -2), self.mel_scale.fb)  # (M, T, n_mels)
+        return mel.reshape(*lead, mel.shape[-2], mel.shape[-1])
+
+    def forward(self, wave: torch.Tensor, log_eps: float = None) -> torch.Tensor:
+        eps = self.log_eps if log_eps is None else log_eps
+        return torch.log(self.power_mel(wave) + eps)
