@@ -1,0 +1,435 @@
+"""GRAM-M encoder: a pure-PyTorch Mamba2 stack, state-dict compatible with mamba_ssm 2.2.5.
+
+Implements gram_spec §3.2 (Mamba2 `MixerModel` as built by the official GRAM-M code):
+
+    x (B, L, 768), CLS + positional embeddings already added
+      -> 24 x [RMSNorm -> Mamba2 mixer] with a float32 residual stream
+      -> final RMSNorm                                               -> (B, L, 768)
+
+Key names equal the official ones under `encoder_v.` (gram_spec Appendix A.3):
+`layers.{i}.norm.weight`, `layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, dt_bias,
+A_log, D, norm.weight, out_proj.weight}`, `norm_f.weight`.
+
+Scan. The selective state-space recurrence (spec §3.2 step 4) is evaluated in its chunked
+"state-space duality" (SSD) form: inside a chunk of Q tokens it is one masked (Q x Q) matrix
+product per head, like causal attention; chunks are linked by passing the (headdim x d_state)
+state.  GRAM-M sequences have at most 201 tokens, so with the official chunk size 256 the whole
+sequence is one chunk and there is no loop at all.  `ssd_ref` is the plain sequential recurrence
+(a Python loop over time) kept beside it for tests, as mamba_ssm keeps `*_ref` twins of its kernels.
+
+Kernels.  On CUDA, when `mamba_ssm` is importable, the mixer can instead call mamba_ssm's fused
+`mamba_split_conv1d_scan_combined` with the same parameters (what the official model runs).
+The choice is made once per mixer: `use_kernels=True/False`, or `None` = the environment variable
+`HEAR_GRAM_MAMBA_KERNELS` (0/1) if set, else "yes if CUDA is available and mamba_ssm imports".
+The kernel is only used for CUDA inputs; CPU inputs always take the pure path.  mamba_ssm is
+imported lazily, so this file imports on machines without Triton or CUDA.
+
+Dtypes.  Parameters may be float32/float64/bfloat16; autocast is supported.  The scan, softplus,
+both RMSNorms and the residual stream run in float32 (float64 for float64 inputs), as in
+mamba_ssm's kernels and reference functions.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "RMSNorm",
+    "RMSNormGated",
+    "Mamba2Mixer",
+    "MambaBlock",
+    "MambaEncoder",
+    "ssd_chunked",
+    "ssd_ref",
+    "segsum",
+    "kernels_available",
+]
+
+KERNEL_ENV = "HEAR_GRAM_MAMBA_KERNELS"
+
+
+# --------------------------------------------------------------------------------------------
+# Norms
+# --------------------------------------------------------------------------------------------
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2) + eps) * weight over the last dim, computed in float32 (gram_spec §3.2).
+
+    Same state dict as mamba_ssm.ops.triton.layer_norm.RMSNorm (`weight` only).
+    Output dtype = input dtype.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float() if x.dtype != torch.float64 else x
+        rstd = torch.rsqrt(xf.square().mean(dim=-1, keepdim=True) + self.eps)
+        return (xf * rstd * self.weight.to(xf.dtype)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
+class RMSNormGated(nn.Module):
+    """Gated RMSNorm of the Mamba2 mixer (mamba_ssm layernorm_gated.RMSNorm, gram_spec §3.2 step 5).
+
+    norm_before_gate=False (the official setting): g = y * silu(z); out = rmsnorm(g) * weight,
+    the mean taken over groups of `group_size` channels (GRAM-M: one group of d_inner = 1536).
+    Computed in float32; output dtype = dtype of `y`.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, group_size: Optional[int] = None,
+                 norm_before_gate: bool = False):
+        super().__init__()
+        self.eps = eps
+        self.group_size = dim if group_size is None else group_size
+        assert dim % self.group_size == 0, (dim, self.group_size)
+        self.norm_before_gate = norm_before_gate
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        cdt = torch.float64 if y.dtype == torch.float64 else torch.float32
+        yf, zf = y.to(cdt), z.to(cdt)
+        if not self.norm_before_gate:
+            yf = yf * F.silu(zf)
+        shape = yf.shape
+        g = yf.reshape(*shape[:-1], shape[-1] // self.group_size, self.group_size)
+        g = g * torch.rsqrt(g.square().mean(dim=-1, keepdim=True) + self.eps)
+        out = g.reshape(shape) * self.weight.to(cdt)
+        if self.norm_before_gate:
+            out = out * F.silu(zf)
+        return out.to(y.dtype)
+
+    def extra_repr(self) -> str:
+        return (f"{self.weight.shape[0]}, eps={self.eps}, group_size={self.group_size}, "
+                f"norm_before_gate={self.norm_before_gate}")
+
+
+# --------------------------------------------------------------------------------------------
+# SSD scan: chunked (main path) and sequential reference
+# --------------------------------------------------------------------------------------------
+def segsum(a: torch.Tensor) -> torch.Tensor:
+    """Segment sums of log-decays: (..., T) -> (..., T, T).
+
+    out[..., i, j] = a[j+1] + ... + a[i] for i >= j (0 on the diagonal), -inf for i < j, so that
+    exp(out) is the causal decay matrix prod_{k=j+1..i} exp(a_k).  The sums are accumulated
+    directly per column (masked cumsum) instead of as differences cumsum[i] - cumsum[j]: this
+    avoids cancellation when the cumulative log-decay is large, at O(T^2) extra adds.
+    """
+    T = a.shape[-1]
+    strict = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(-1)  # [k, j]: k > j
+    x = a.unsqueeze(-1).expand(*a.shape, T)  # [..., k, j] = a[k]
+    x = x.masked_fill(~strict, 0.0).cumsum(dim=-2)  # [..., i, j] = sum_{j<k<=i} a[k]
+    causal = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(0)  # [i, j]: i >= j
+    return x.masked_fill(~causal, float("-inf"))
+
+
+def _heads_from_groups(t: torch.Tensor, nheads: int) -> torch.Tensor:
+    """(b, g, ...) -> (b, h, ...) where head h uses group h // (nheads // g) (mamba_ssm convention)."""
+    b, g = t.shape[:2]
+    return t.unsqueeze(2).expand(b, g, nheads // g, *t.shape[2:]).reshape(b, nheads, *t.shape[2:])
+
+
+def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                C: torch.Tensor, D: Optional[torch.Tensor] = None,
+                chunk_size: int = 256) -> torch.Tensor:
+    """Selective SSM scan in chunked SSD form (gram_spec §3.2 step 4).
+
+    x: (b, L, h, p); dt: (b, L, h), already softplus'ed and > 0; A: (h,), negative;
+    B, C: (b, L, g, n) with h % g == 0; D: (h,) or None.  Returns y: (b, L, h, p) in x.dtype.
+
+    Recurrence (S_0 = 0): S_t = exp(dt_t A) S_{t-1} + dt_t x_t (x) B_t;  y_t = S_t C_t + D x_t.
+    Computed in float32 (float64 for float64 input) with autocast disabled.  For L <= chunk_size
+    this is a single masked (L x L) product per head; longer inputs are cut into chunks and the
+    inter-chunk state is carried by a loop over chunks (not over time steps).
+    """
+    out_dtype = x.dtype
+    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    b, L, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    assert h % g == 0, (h, g)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, dt, A, B, C = (t.to(cdt) for t in (x, dt, A, B, C))
+        Q = min(chunk_size, L)
+        nc = -(-L // Q)
+        pad = nc * Q - L
+        if pad:  # zero dt => no input and no decay: padded steps change nothing before them
+            x, dt, B, C = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x, dt, B, C))
+        xh = x.reshape(b, nc, Q, h, p).permute(0, 3, 1, 2, 4)  # (b, h, c, Q, p)
+        dth = dt.reshape(b, nc, Q, h).permute(0, 3, 1, 2)  # (b, h, c, Q)
+        Bg = B.reshape(b, nc, Q, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, Q, n)
+        Cg = C.reshape(b, nc, Q, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, Q, n)
+        a = dth * A.view(h, 1, 1)  # (b, h, c, Q) log-decay per step
+
+        # 1. within-chunk (diagonal blocks): y_i = sum_{j<=i} (C_i.B_j) exp(a_{j+1}+..+a_i) dt_j x_j
+        CB = _heads_from_groups(Cg @ Bg.transpose(-1, -2), h)  # (b, h, c, Q, Q)
+        M = CB * torch.exp(segsum(a)) * dth.unsqueeze(-2)  # (b, h, c, Q[i], Q[j])
+        y = M @ xh  # (b, h, c, Q, p)
+
+        if nc > 1:
+            # 2. state each chunk contributes at its end; 3. pass states across chunks;
+            # 4. their effect on the outputs of the next chunk.
+            acs = a.cumsum(dim=-1)  # (b, h, c, Q)
+            w = torch.exp(acs[..., -1:] - acs) * dth  # decay from step j to chunk end, times dt_j
+            Bh = _heads_from_groups(Bg, h)  # (b, h, c, Q, n)
+            Ch = _heads_from_groups(Cg, h)
+            chunk_states = (xh * w.unsqueeze(-1)).transpose(-1, -2) @ Bh  # (b, h, c, p, n)
+            chunk_decay = torch.exp(acs[..., -1])  # (b, h, c)
+            s = torch.zeros_like(chunk_states[:, :, 0])  # state entering chunk 0: (b, h, p, n)
+            entering = []
+            for k in range(nc):
+                entering.append(s)
+                s = chunk_decay[:, :, k, None, None] * s + chunk_states[:, :, k]
+            S = torch.stack(entering, dim=2)  # (b, h, c, p, n)
+            y = y + torch.exp(acs).unsqueeze(-1) * (Ch @ S.transpose(-1, -2))  # (b, h, c, Q, p)
+
+        y = y.permute(0, 2, 3, 1, 4).reshape(b, nc * Q, h, p)[:, :L]
+        if D is not None:
+            y = y + D.to(cdt).view(h, 1) * x[:, :L]
+    return y.to(out_dtype)
+
+
+def ssd_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+            C: torch.Tensor, D: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sequential reference of `ssd_chunked` (same arguments): a Python loop over time steps.
+
+    Runs in the dtype of x (use float64 for a tight reference).  Slow; for tests only.
+    """
+    b, L, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    Bh = B.repeat_interleave(h // g, dim=2).to(x.dtype)  # (b, L, h, n)
+    Ch = C.repeat_interleave(h // g, dim=2).to(x.dtype)
+    dt, A = dt.to(x.dtype), A.to(x.dtype)
+    S = x.new_zeros(b, h, p, n)
+    ys = []
+    for t in range(L):
+        decay = torch.exp(dt[:, t] * A)  # (b, h)
+        S = decay[:, :, None, None] * S + (dt[:, t, :, None] * x[:, t]).unsqueeze(-1) * Bh[:, t, :, None, :]
+        yt = (S * Ch[:, t, :, None, :]).sum(-1)  # (b, h, p)
+        if D is not None:
+            yt = yt + D.to(x.dtype)[:, None] * x[:, t]
+        ys.append(yt)
+    return torch.stack(ys, dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Optional mamba_ssm kernel
+# --------------------------------------------------------------------------------------------
+_KERNEL: dict = {}
+
+
+def _load_kernel() -> Optional[Callable]:
+    """mamba_ssm's fused split+conv1d+scan+norm+out_proj kernel, or None if it does not import."""
+    if "fn" not in _KERNEL:
+        try:
+            from mamba_ssm.ops.triton.ssd_combined import mamba_split_conv1d_scan_combined
+        except ImportError:
+            mamba_split_conv1d_scan_combined = None
+        _KERNEL["fn"] = mamba_split_conv1d_scan_combined
+    return _KERNEL["fn"]
+
+
+def kernels_available() -> bool:
+    """True when CUDA is available and mamba_ssm's Mamba2 kernel imports."""
+    return torch.cuda.is_available() and _load_kernel() is not None
+
+
+def _resolve_use_kernels(use_kernels: Optional[bool]) -> bool:
+    if use_kernels is None:
+        env = os.environ.get(KERNEL_ENV, "").strip()
+        if env not in ("", "0", "1"):
+            raise ValueError(f"{KERNEL_ENV} must be 0 or 1, got {env!r}")
+        if env == "":
+            return kernels_available()
+        use_kernels = env == "1"
+    if use_kernels and _load_kernel() is None:
+        raise ImportError("use_kernels=True (or HEAR_GRAM_MAMBA_KERNELS=1) needs mamba_ssm>=2.2 "
+                          "with its Triton kernels; install the 'mamba' extra or use the pure path")
+    return bool(use_kernels)
+
+
+# --------------------------------------------------------------------------------------------
+# Mamba2 mixer, block, encoder
+# --------------------------------------------------------------------------------------------
+class Mamba2Mixer(nn.Module):
+    """Mamba2 mixer (mamba_ssm.modules.mamba2.Mamba2 with its defaults), (B, L, D) -> (B, L, D).
+
+    gram_spec §3.2 steps 1-6: in_proj -> [z | xBC | dt]; causal depthwise conv + SiLU on xBC;
+    split x/B/C; SSM scan with dt = softplus(dt + dt_bias), A = -exp(A_log), D skip;
+    gated RMSNorm with z; out_proj.  in_proj row order is [z, x, B, C, dt] (mamba_ssm).
+    """
+
+    def __init__(self, d_model: int = 768, d_state: int = 128, d_conv: int = 4, expand: int = 2,
+                 headdim: int = 64, ngroups: int = 1, chunk_size: int = 256,
+                 A_init_range: tuple = (1.0, 16.0), dt_min: float = 1e-3, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, norm_eps: float = 1e-5,
+                 use_kernels: Optional[bool] = None):
+        super().__init__()
+        self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
+        self.d_inner = expand * d_model
+        assert self.d_inner % headdim == 0, (self.d_inner, headdim)
+        self.headdim, self.nheads, self.ngroups = headdim, self.d_inner // headdim, ngroups
+        assert self.nheads % ngroups == 0, (self.nheads, ngroups)
+        self.chunk_size = chunk_size
+        self.A_init_range = A_init_range
+        self.dt_min, self.dt_max, self.dt_init_floor = dt_min, dt_max, dt_init_floor
+        self.conv_dim = self.d_inner + 2 * ngroups * d_state
+        d_in_proj = 2 * self.d_inner + 2 * ngroups * d_state + self.nheads  # [z, x, B, C, dt]
+
+        self.in_proj = nn.Linear(d_model, d_in_proj, bias=False)
+        # Depthwise causal conv; the left zero padding is applied in forward (spec §3.2 step 2).
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, kernel_size=d_conv,
+                                groups=self.conv_dim, bias=True)
+        self.dt_bias = nn.Parameter(torch.empty(self.nheads))
+        self.A_log = nn.Parameter(torch.empty(self.nheads))
+        self.D = nn.Parameter(torch.empty(self.nheads))
+        for p in (self.dt_bias, self.A_log, self.D):
+            p._no_weight_decay = True  # mamba_ssm flags these; optimisers may read it
+        # One norm group per SSM group (GRAM-M: a single group over all 1536 channels).
+        self.norm = RMSNormGated(self.d_inner, eps=norm_eps, group_size=self.d_inner // ngroups,
+                                 norm_before_gate=False)
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+        self.reset_parameters()
+        self.use_kernels = _resolve_use_kernels(use_kernels)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """mamba_ssm Mamba2.__init__ initialisation (gram_spec §7.4): default Linear/Conv1d init,
+        dt_bias = softplus^-1(dt) with dt log-uniform in [dt_min, dt_max] (floored),
+        A_log = log(U(A_init_range)), D = 1, norm weight = 1."""
+        self.in_proj.reset_parameters()
+        self.conv1d.reset_parameters()
+        self.out_proj.reset_parameters()
+        dt = torch.exp(torch.rand(self.nheads) * (math.log(self.dt_max) - math.log(self.dt_min))
+                       + math.log(self.dt_min)).clamp(min=self.dt_init_floor)
+        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.A_log.copy_(torch.empty(self.nheads).uniform_(*self.A_init_range).log())
+        self.D.fill_(1.0)
+        self.norm.weight.fill_(1.0)
+
+    def _ssm_inputs(self, u: torch.Tensor):
+        """Steps 1-3 and the dt/A preparation of step 4."""
+        b, L, _ = u.shape
+        zxbcdt = self.in_proj(u)  # (b, L, 2*d_inner + 2*g*n + h)
+        z, xBC, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        xBC = F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0))  # (b, conv_dim, L + d_conv - 1)
+        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)  # (b, L, conv_dim)
+        x, B, C = torch.split(xBC, [self.d_inner, self.ngroups * self.d_state,
+                                    self.ngroups * self.d_state], dim=-1)
+        cdt = torch.float64 if dt.dtype == torch.float64 else torch.float32
+        dt = F.softplus(dt.to(cdt) + self.dt_bias.to(cdt))  # (b, L, h); dt_limit (0, inf): no clamp
+        A = -torch.exp(self.A_log.to(cdt))  # (h,); float32 so that it cannot overflow to -inf
+        return (z, x.reshape(b, L, self.nheads, self.headdim), dt, A,
+                B.reshape(b, L, self.ngroups, self.d_state), C.reshape(b, L, self.ngroups, self.d_state))
+
+    def _output(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Steps 5-6: gated RMSNorm and out_proj."""
+        y = y.reshape(*y.shape[:2], self.d_inner).to(z.dtype)
+        return self.out_proj(self.norm(y, z))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u: (B, L, d_model) -> (B, L, d_model)."""
+        if self.use_kernels and u.is_cuda:
+            return self._forward_kernel(u)
+        z, x, dt, A, B, C = self._ssm_inputs(u)
+        return self._output(ssd_chunked(x, dt, A, B, C, self.D, chunk_size=self.chunk_size), z)
+
+    def forward_ref(self, u: torch.Tensor) -> torch.Tensor:
+        """Same as the pure forward but with the sequential `ssd_ref` scan (tests only)."""
+        z, x, dt, A, B, C = self._ssm_inputs(u)
+        return self._output(ssd_ref(x.to(dt.dtype), dt, A, B, C, self.D), z)
+
+    def _forward_kernel(self, u: torch.Tensor) -> torch.Tensor:
+        """mamba_ssm's fused path, called exactly as Mamba2.forward (use_mem_eff_path) calls it."""
+        return _load_kernel()(
+            self.in_proj(u),
+            self.conv1d.weight.squeeze(1),  # (conv_dim, d_conv)
+            self.conv1d.bias,
+            self.dt_bias,
+            -torch.exp(self.A_log.float()),
+            D=self.D,
+            chunk_size=self.chunk_size,
+            activation="silu",
+            rmsnorm_weight=self.norm.weight,
+            rmsnorm_eps=self.norm.eps,
+            outproj_weight=self.out_proj.weight,
+            outproj_bias=self.out_proj.bias,
+            headdim=self.headdim,
+            ngroups=self.ngroups,
+            norm_before_gate=False,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, "
+                f"nheads={self.nheads}, headdim={self.headdim}, ngroups={self.ngroups}, "
+                f"chunk_size={self.chunk_size}, use_kernels={self.use_kernels}")
+
+
+class MambaBlock(nn.Module):
+    """mamba_ssm `Block` without MLP (d_intermediate=0): h = mixer(norm(residual)).
+
+    The residual addition is done by `MambaEncoder` (gram_spec §3.2 "Residual structure").
+    """
+
+    def __init__(self, dim: int, norm_eps: float = 1e-5, **mixer_kwargs):
+        super().__init__()
+        self.norm = RMSNorm(dim, eps=norm_eps)
+        self.mixer = Mamba2Mixer(d_model=dim, **mixer_kwargs)
+
+    def forward(self, residual: torch.Tensor) -> torch.Tensor:
+        # As the unfused mamba_ssm Block: the norm sees the residual cast to the norm's dtype.
+        return self.mixer(self.norm(residual.to(self.norm.weight.dtype)))
+
+
+class MambaEncoder(nn.Module):
+    """GRAM-M encoder (`encoder_v`, a mamba_ssm MixerModel without embedding), gram_spec §3.2.
+
+    forward(x (B, L, dim), n_blocks=None) -> (B, L, dim): the first `n_blocks` layers
+    (`layers[:n_blocks]`: None = all, negative counts from the end, 0 = none), then `norm_f`.
+    The residual stream is float32 (residual_in_fp32=True); the output has norm_f's dtype.
+    """
+
+    def __init__(self, dim: int = 768, depth: int = 24, d_state: int = 128, d_conv: int = 4,
+                 expand: int = 2, headdim: int = 64, norm_eps: float = 1e-5, ngroups: int = 1,
+                 chunk_size: int = 256, use_kernels: Optional[bool] = None):
+        super().__init__()
+        self.dim, self.depth = dim, depth
+        use_kernels = _resolve_use_kernels(use_kernels)  # decided once for all layers
+        self.layers = nn.ModuleList([
+            MambaBlock(dim, norm_eps=norm_eps, d_state=d_state, d_conv=d_conv, expand=expand,
+                       headdim=headdim, ngroups=ngroups, chunk_size=chunk_size,
+                       use_kernels=use_kernels)
+            for _ in range(depth)
+        ])
+        self.norm_f = RMSNorm(dim, eps=norm_eps)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """mamba_ssm MixerModel init (gram_spec §7.4): each mixer's own init, norms = 1, then
+        out_proj re-drawn kaiming-uniform(a=sqrt(5)) and divided by sqrt(n_layer)
+        (one residual branch per layer since there is no MLP)."""
+        for layer in self.layers:
+            layer.mixer.reset_parameters()
+            layer.norm.weight.fill_(1.0)
+            nn.init.kaiming_uniform_(layer.mixer.out_proj.weight, a=math.sqrt(5))
+            layer.mixer.out_proj.weight.div_(math.sqrt(self.depth))
+        self.norm_f.weight.fill_(1.0)
+
+    def forward(self, x: torch.Tensor, n_blocks: Optional[int] = None) -> torch.Tensor:
+        residual = x.float() if x.dtype != torch.float64 else x  # residual_in_fp32
+        hidden = None
+        for layer in self.layers[:n_blocks]:
+            if hidden is not None:
+                residual = residual + hidden.to(residual.dtype)
+            hidden = layer(residual)
+        if hidden is not None:
+            residual = residual + hidden.to(residual.dtype)
+        return self.norm_f(residual.to(self.norm_f.weight.dtype))
