@@ -34,3 +34,304 @@ to 10 s with 200 ms linear fades and also set to -14 dBFS before mixing; the SNR
 ears: b = sqrt(sum S^2 / sum N^2 * 10^(-snr/10)), energies summed over both ears where the noise is active.
 The same noise clip passes through every noise BRIR (the official recipe), so N = (sum_i BRIR_i) ⊛ n.
 """
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.fft as sfft
+import torch
+
+from .brir import BankSpec, BrirBank, UserBrirFolder, place_source, random_listener, random_noise_position, \
+    random_room, render_brir, schroeder_rt60
+from .hrir import load_kemar, unit_vector
+from .noise import PROCEDURAL, make_noise
+from .sources import FolderSource, TarShardSource, embedded_pool, rms_normalize
+
+SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Scene distribution. Defaults follow paper §3.1/§3.3 (RT60 0.2-0.5 s, source 1.5-5 m, SNR 5-40 dB,
+    noise localized or diffuse from 3-5 positions) and spec §7.2 (-14 dBFS dry sources, 10 s at 32 kHz)."""
+    sample_rate: int = 32000
+    duration_s: float = 10.0
+    # rooms and BRIR bank (n_rooms x sets_per_room scene BRIR sets, built once per seed, cached on disk)
+    n_rooms: int = 64
+    sets_per_room: int = 16
+    rt60_range: tuple = (0.2, 0.5)
+    room_size_range: tuple = ((3.0, 10.0), (3.0, 8.0), (2.4, 4.0))
+    distance_range: tuple = (1.5, 5.0)
+    elevation_range: tuple = (-40.0, 90.0)  # what MIT KEMAR covers; lower elevations would snap to -40
+    p_diffuse: float = 0.5
+    n_diffuse: tuple = (3, 5)
+    brir_length_s: float | None = None  # None: 1.5 x max RT60 (at least 0.3 s)
+    cache_dir: str | None = "~/.cache/hear_gram/brir"
+    # dry sources
+    n_speech: int = 300
+    n_notes: int = 500
+    n_events: int = 200
+    max_items_per_track: int = 3  # short embedded clips are chained (same kind, same position) into a track
+    source_dirs: tuple = ()
+    source_shards: tuple = ()  # webdataset tar shards (AudioSet-style 10 s clips)
+    p_user_source: float = 0.8  # probability of a user clip when user corpora are given
+    target_dbfs: float = -14.0
+    # noise and mixing
+    noise_types: tuple = PROCEDURAL
+    noise_weights: tuple = (0.15, 0.3, 0.15, 0.4)
+    noise_dirs: tuple = ()  # e.g. WHAMR! noise; used with probability p_user_noise
+    p_user_noise: float = 0.8
+    snr_db: tuple = (5.0, 40.0)
+    # user BRIR folders (e.g. SoundSpaces 2.0 renders), split by house; replace the ISM bank when given
+    brir_dirs: tuple = ()
+    brir_test_fraction: float = 0.15
+    peak: float = 0.99  # scenes louder than this are scaled down (recorded as meta["gain"])
+
+    @staticmethod
+    def preset(name: str) -> "SceneConfig":
+        if name == "smoke":  # bank of 32 sets (~5 s), pool ~0.5 s
+            return SceneConfig(n_rooms=8, sets_per_room=4, n_speech=32, n_notes=32, n_events=32)
+        if name == "default":  # bank of 1024 sets (~3 min once, then cached, ~200 MB)
+            return SceneConfig()
+        raise ValueError(f"unknown scene preset {name!r}; known: smoke, default")
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.duration_s * self.sample_rate))
+
+    @property
+    def bank_spec(self) -> BankSpec:
+        length = self.brir_length_s or max(0.3, 1.5 * self.rt60_range[1])
+        return BankSpec(self.n_rooms, self.sets_per_room, tuple(self.rt60_range),
+                        tuple(map(tuple, self.room_size_range)), tuple(self.distance_range),
+                        tuple(self.elevation_range), self.p_diffuse, tuple(self.n_diffuse), float(length))
+
+
+def next_fast_len(n: int) -> int:
+    return sfft.next_fast_len(n, real=True)
+
+
+def fft_convolve(x: torch.Tensor, h: torch.Tensor, n_out: int) -> torch.Tensor:
+    """Batched linear convolution by FFT: x (B, n) mono, h (B, C, L) -> (B, C, n_out), the first n_out samples
+    of x ⊛ h[c] (direct-path delay kept, tail cut)."""
+    nfft = next_fast_len(x.shape[-1] + h.shape[-1] - 1)
+    y = torch.fft.irfft(torch.fft.rfft(x, nfft)[:, None] * torch.fft.rfft(h, nfft), nfft)
+    return y[..., :n_out]
+
+
+def mix_at_snr(s: torch.Tensor, n: torch.Tensor, snr_db: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Noise gain b (B,) so that sum(s^2) / sum((b n)^2) = 10^(snr/10), energies over both ears and the
+    samples where the noise is active (active: (B, T) bool). One gain for both ears."""
+    m = active[:, None, :].to(s.dtype)
+    es, en = (s.square() * m).sum((1, 2)), (n.square() * m).sum((1, 2))
+    return torch.sqrt(es / (en + 1e-12) * 10 ** (-snr_db / 10))
+
+
+class SceneSynth:
+    """Seeded synthesizer of binaural scenes; see the module docstring for the API and metadata."""
+
+    def __init__(self, config: SceneConfig | str = "smoke", seed: int = 0, device="cpu", split: str = "train"):
+        if isinstance(config, str):
+            config = SceneConfig.preset(config)
+        assert split in SPLITS, f"split must be one of {list(SPLITS)}"
+        assert config.sample_rate == 32000, "the HRIR set and the pipeline are fixed at 32 kHz"
+        self.cfg, self.split, self.device = config, split, torch.device(device)
+        root = np.random.SeedSequence([seed, SPLITS[split]])
+        bank_ss, pool_ss, draw_ss = root.spawn(3)
+        self._room_seeds = bank_ss.spawn(config.n_rooms)  # same children BrirBank.build uses
+        self.rng = np.random.default_rng(draw_ss)
+        self.hr = load_kemar()
+        self.stats = {"skipped_files": 0, "sources": {}, "brirs": 0, "bank_build_s": 0.0}
+
+        self.user_brirs = None
+        for d in config.brir_dirs:  # only the first folder with files for this split is used
+            ub = UserBrirFolder(d, split, config.sample_rate, config.brir_test_fraction)
+            if len(ub):
+                self.user_brirs = ub
+                break
+        self.bank = None
+        if self.user_brirs is None:
+            t0 = time.perf_counter()
+            cache = str(Path(config.cache_dir).expanduser()) if config.cache_dir else None
+            self.bank = BrirBank.build(config.bank_spec, bank_ss, split, self.hr, cache)
+            self.stats["bank_build_s"] = self.bank.build_s
+            self.stats["bank_load_s"] = time.perf_counter() - t0
+            self.stats["brirs"] = sum(1 + m["n_noise"] for m in self.bank.meta)
+            self._bank_t = self.bank.target.to(self.device)
+            self._bank_n = self.bank.noise.to(self.device)
+
+        self.pool = embedded_pool(config.n_speech, config.n_notes, config.n_events, np.random.default_rng(pool_ss))
+        self.user_sources = [s for s in (FolderSource(config.source_dirs) if config.source_dirs else None,
+                                         TarShardSource(config.source_shards) if config.source_shards else None)
+                             if s is not None and len(s)]
+        self.noise_folder = FolderSource(config.noise_dirs, "noise") if config.noise_dirs else None
+        self.stats["sources"] = {k: len(v) for k, v in self.pool.items()}
+        if not self.pool and not self.user_sources:
+            raise RuntimeError("no dry sources available (embedded generators disabled and no user corpora)")
+
+    # ------------------------------------------------------------ drawing the ingredients
+    def _skipped(self) -> int:
+        parts = self.user_sources + [s for s in (self.noise_folder, self.user_brirs) if s is not None]
+        return sum(s.skipped for s in parts)
+
+    def _track(self, rng: np.random.Generator, n: int):
+        """Dry target track (n,) at target_dbfs per item, its kind and item ids."""
+        out = np.zeros(n, np.float32)
+        if self.user_sources and (not self.pool or rng.random() < self.cfg.p_user_source):
+            src = self.user_sources[int(rng.integers(len(self.user_sources)))]
+            got = src.draw(rng)
+            if got is not None:
+                name, x = got
+                x = rms_normalize(x[:n], self.cfg.target_dbfs)
+                s = int(rng.integers(0, n - len(x) + 1))
+                out[s: s + len(x)] = x
+                return out, src.kind, [name]
+            if not self.pool:
+                raise RuntimeError("user corpora yielded no readable clip")
+        kinds = sorted(self.pool)
+        kind = kinds[int(rng.integers(len(kinds)))]
+        clips = self.pool[kind]
+        ids, pos = [], None
+        for _ in range(int(rng.integers(1, self.cfg.max_items_per_track + 1))):
+            name, x = clips[int(rng.integers(len(clips)))]
+            x = rms_normalize(x[:n], self.cfg.target_dbfs)
+            if pos is None:
+                pos = int(rng.integers(0, max(1, n - len(x) + 1)))
+            if pos >= n:
+                break
+            seg = x[: n - pos]
+            out[pos: pos + len(seg)] = seg
+            ids.append(name)
+            pos += len(x) + int(rng.integers(self.cfg.sample_rate // 10, self.cfg.sample_rate))
+        return out, kind, ids
+
+    def _noise(self, rng: np.random.Generator, n: int):
+        if self.noise_folder is not None and len(self.noise_folder) and rng.random() < self.cfg.p_user_noise:
+            kind = "folder"
+        else:
+            w = np.asarray(self.cfg.noise_weights, float)
+            kind = self.cfg.noise_types[int(rng.choice(len(w), p=w / w.sum()))]
+        noise, start, length, kind = make_noise(rng, n, kind, self.pool.get("speech"), self.noise_folder)
+        return rms_normalize(noise, self.cfg.target_dbfs), start, length, kind
+
+    def _user_brir_set(self, rng):
+        """(target (2, L), summed noise (2, L), meta) from the user BRIR folder, padded to a common length."""
+        diffuse = rng.random() < self.cfg.p_diffuse
+        k = int(rng.integers(self.cfg.n_diffuse[0], self.cfg.n_diffuse[1] + 1)) if diffuse else 1
+        got = self.user_brirs.draw(rng, k)
+        if got is None:
+            raise RuntimeError(f"no readable BRIRs under {self.user_brirs.root}")
+        tgt, noises, meta = got
+        L = max(x.shape[1] for x in [tgt] + noises)
+        pad = lambda x: np.pad(x, ((0, 0), (0, L - x.shape[1])))  # noqa: E731
+        acc = sum(pad(x) for x in noises)
+        if meta["rt60_s"] is None:
+            meta["rt60_s"] = schroeder_rt60(tgt, self.cfg.sample_rate)
+        d = meta["azimuth_deg"], meta["elevation_deg"]
+        meta.update(noise_mode="diffuse" if diffuse else "localized", n_noise=k, noise_azimuths_deg=None,
+                    direction=None if None in d else unit_vector(*d).tolist())
+        return pad(tgt), acc, meta
+
+    # ------------------------------------------------------------ public
+    @torch.no_grad()
+    def sample(self, batch_size: int, return_parts: bool = False):
+        """(audio (B, 2, n) float32 on self.device, [meta dict] * B); with return_parts, also the reverberant
+        target S and the scaled noise b·N (each (B, 2, n)), so that audio = S + b·N."""
+        cfg, rng, n = self.cfg, self.rng, self.cfg.n_samples
+        dry, noise, active, snr, metas, ht, hn = [], [], [], [], [], [], []
+        for _ in range(batch_size):
+            if self.bank is not None:
+                i = int(rng.integers(len(self.bank)))
+                meta = dict(self.bank.meta[i])
+            else:
+                t, nsum, meta = self._user_brir_set(rng)
+                ht.append(torch.from_numpy(t))
+                hn.append(torch.from_numpy(nsum.astype(np.float32)))
+            x, kind, ids = self._track(rng, n)
+            nz, start, length, ntype = self._noise(rng, n)
+            s_db = float(rng.uniform(*cfg.snr_db))
+            a = np.zeros(n, bool)
+            a[start: start + length] = True
+            dry.append(x), noise.append(nz), active.append(a), snr.append(s_db)
+            meta.update(split=self.split, source_kind=kind, source_ids=ids, noise_type=ntype, snr_db=s_db)
+            metas.append(meta)
+        dev = self.device
+        if self.bank is not None:
+            idx = torch.tensor([m["set_index"] for m in metas], device=dev)
+            h_t, h_n = self._bank_t[idx].float(), self._bank_n[idx].float()
+        else:
+            L = max(h.shape[-1] for h in ht)
+            h_t = torch.stack([torch.nn.functional.pad(h, (0, L - h.shape[-1])) for h in ht]).to(dev)
+            h_n = torch.stack([torch.nn.functional.pad(h, (0, L - h.shape[-1])) for h in hn]).to(dev)
+        xs = torch.from_numpy(np.stack(dry + noise)).to(dev)  # (2B, n): targets then noises
+        y = fft_convolve(xs, torch.cat([h_t, h_n]), n)  # (2B, 2, n)
+        s, nn_ = y[:batch_size], y[batch_size:]
+        b = mix_at_snr(s, nn_, torch.tensor(snr, device=dev, dtype=s.dtype), torch.from_numpy(np.stack(active)).to(dev))
+        nn_ = nn_ * b[:, None, None]
+        audio = s + nn_
+        peak = audio.abs().amax((1, 2))
+        gain = torch.clamp(cfg.peak / (peak + 1e-12), max=1.0)
+        audio, s, nn_ = (t * gain[:, None, None] for t in (audio, s, nn_))
+        for m, g in zip(metas, gain.tolist()):
+            m["gain"] = g
+        self.stats["skipped_files"] = self._skipped()
+        return (audio, metas, (s, nn_)) if return_parts else (audio, metas)
+
+    @torch.no_grad()
+    def spatialize(self, clip, azimuth_deg=None, elevation_deg=None, distance_m=None, snr_db=None, rng=None,
+                   normalize: bool = True, return_parts: bool = False):
+        """Render a given mono clip in a random room of this split (rendered fresh with the ISM renderer, so
+        any direction works): returns (audio (2, n) float32 on self.device, meta). snr_db=inf: no noise."""
+        cfg = self.cfg
+        rng = rng if isinstance(rng, np.random.Generator) else (
+            self.rng if rng is None else np.random.default_rng([int(rng), SPLITS[self.split], 7]))
+        x = clip.detach().cpu().numpy() if torch.is_tensor(clip) else np.asarray(clip)
+        x = np.asarray(x, np.float32).reshape(-1)
+        if normalize:
+            x = rms_normalize(x, cfg.target_dbfs)
+        n = len(x)
+        r = int(rng.integers(cfg.n_rooms))
+        room = random_room(np.random.default_rng(self._room_seeds[r]), f"{self.split}-{r}", cfg.rt60_range,
+                           cfg.room_size_range)
+        spec = cfg.bank_spec
+        head, yaw = random_listener(rng, room)
+        pos, az, el, dist = place_source(rng, room, head, yaw, spec.distance_range, spec.elevation_range,
+                                         azimuth_deg, elevation_deg, distance_m)
+        h_t = render_brir(self.hr, room.dims, room.absorption, head, yaw, pos, spec.length_s, rng)
+        snr = float(rng.uniform(*cfg.snr_db)) if snr_db is None else float(snr_db)
+        meta = dict(split=self.split, room_id=room.room_id, room_dims_m=list(room.dims), rt60_s=room.rt60,
+                    absorption=room.absorption, listener_pos_m=head.tolist(), head_yaw_deg=yaw, azimuth_deg=az,
+                    elevation_deg=el, distance_m=dist, direction=unit_vector(az, el).tolist(), brir_source="ism",
+                    snr_db=snr, source_kind="given", source_ids=[])
+        dev = self.device
+        s = fft_convolve(torch.from_numpy(x)[None].to(dev), torch.from_numpy(h_t)[None].to(dev), n)
+        nz_scaled = torch.zeros_like(s)
+        if np.isfinite(snr):
+            diffuse = rng.random() < cfg.p_diffuse
+            k = int(rng.integers(cfg.n_diffuse[0], cfg.n_diffuse[1] + 1)) if diffuse else 1
+            h_n, noise_az = np.zeros_like(h_t), []
+            for _ in range(k):
+                p = random_noise_position(rng, room, head)
+                h_n += render_brir(self.hr, room.dims, room.absorption, head, yaw, p, spec.length_s, rng)
+                v = p - head
+                noise_az.append(float(np.rad2deg(np.arctan2(v[1], v[0])) - yaw + 180) % 360 - 180)
+            nz, start, length, ntype = self._noise(rng, n)
+            nn_ = fft_convolve(torch.from_numpy(nz)[None].to(dev), torch.from_numpy(h_n)[None].to(dev), n)
+            act = torch.zeros(1, n, dtype=torch.bool, device=dev)
+            act[:, start: start + length] = True
+            nz_scaled = nn_ * mix_at_snr(s, nn_, torch.tensor([snr], device=dev), act)[:, None, None]
+            meta.update(noise_mode="diffuse" if diffuse else "localized", n_noise=k, noise_azimuths_deg=noise_az,
+                        noise_type=ntype)
+        else:
+            meta.update(noise_mode="none", n_noise=0, noise_azimuths_deg=[], noise_type="none")
+        audio = s + nz_scaled
+        g = min(1.0, cfg.peak / (float(audio.abs().max()) + 1e-12))
+        meta["gain"] = g
+        out = (audio[0] * g, meta)
+        return out + ((s[0] * g, nz_scaled[0] * g),) if return_parts else out
+
+
+__all__ = ["SceneConfig", "SceneSynth", "fft_convolve", "mix_at_snr"]
