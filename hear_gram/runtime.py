@@ -1,0 +1,303 @@
+"""The HEAR runtime: audio in, scene and timestamp embeddings out (gram_spec §6).
+
+Audio: float tensor or array at 32 kHz, one of
+  (n, samples)        mono;
+  (n, 2, samples)     binaural, channel 0 = left (1 channel is accepted as mono);
+  (n, samples, 2)     the same, time-major (what heareval hands over for stereo wav files).
+Mono audio goes into a binaural model as identical left and right features (the official rule,
+gram_spec §1.2); binaural audio into a mono model is averaged first.
+
+Default runtime (`compat=False`): the clip's log-mel (T frames) is covered by 2 s chunks starting at
+0, 200, 400, ... frames; the last chunk is moved back so that it ends with the clip (aligned to the
+token grid), so no chunk is mostly padding.  Only clips shorter than 2 s are padded, with the value
+0.0 the official runtime and training use.  Chunks of all clips run batched (at most `max_chunks`
+per forward pass).  Output frames are the token columns whose centre lies inside the clip; each
+token-time comes from exactly one chunk, timestamps are token centres in ms, and the scene embedding
+is the mean over those output frames (no padding enters it).  The declared sizes equal the returned
+sizes.
+
+Official-compatibility runtime (`compat=True`): the official HEAR runtime exactly (padding to a
+multiple of 200 frames with 0.0 including a whole extra chunk when T is already a multiple of 200,
+mean over all chunks for mean/cls, timestamps i * duration / X).  One defect is not reproduced: the
+official code reads the channel count as the clip length for binaural input; here the true length
+is used.  See README "Differences from the official implementation".
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint, hub
+from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", "none", ""}
+
+
+def _as_bool(name, v):
+    if isinstance(v, bool) or v is None:
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return bool(v)
+    s = str(v).strip().lower()
+    if s in _TRUE or s == "official":
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"option {name}={v!r} is not a boolean")
+
+
+def _as_int(name, v, allow_none=True):
+    if v is None or (isinstance(v, str) and v.strip().lower() in ("", "none", "null")):
+        if allow_none:
+            return None
+        raise ValueError(f"option {name} needs an integer")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {name}={v!r} is not an integer") from None
+    if f != int(f):
+        raise ValueError(f"option {name}={v!r} is not an integer")
+    return int(f)
+
+
+class GramRuntime(nn.Module):
+    """A loaded GRAM model with the HEAR attributes and methods.
+
+    Attributes: `sample_rate` (32000), `scene_embedding_size`, `timestamp_embedding_size`,
+    `strategy`, `layer`, `compat`, `variant`.
+    """
+
+    def __init__(self, model: GramModel, variant: str, strategy: str = "raw", layer: int = None,
+                 compat: bool = False, max_chunks: int = 32):
+        super().__init__()
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if layer is not None and not -model.n_blocks <= layer <= model.n_blocks:
+            raise ValueError(f"layer={layer} is outside [-{model.n_blocks}, {model.n_blocks}]")
+        if max_chunks < 1:
+            raise ValueError("max_chunks must be >= 1")
+        self.model = model.eval()
+        self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
+        self.max_chunks = max_chunks
+        c = model.config
+        self.sample_rate = int(c.sample_rate)
+        gf, _ = c.grid
+        size = gf * c.dim if strategy == "raw" else c.dim
+        self.scene_embedding_size = self.timestamp_embedding_size = int(size)
+
+    @property
+    def config(self) -> GramConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.cls_token.device
+
+    def train(self, mode: bool = True):  # the runtime is inference-only
+        return super().train(False)
+
+    # -- input checks -----------------------------------------------------------------------------
+    def prepare_audio(self, audio) -> torch.Tensor:
+        """Any accepted audio layout -> (n, channels, samples) float32 on the model's device."""
+        if isinstance(audio, np.ndarray):
+            if not (np.issubdtype(audio.dtype, np.floating)):
+                raise TypeError(f"audio of dtype {audio.dtype} is not accepted: pass float audio in [-1, 1] "
+                                f"(for int16 PCM: audio.astype(np.float32) / 32768)")
+            audio = torch.from_numpy(np.ascontiguousarray(audio))
+        if not isinstance(audio, torch.Tensor):
+            raise TypeError(f"audio must be a torch.Tensor or numpy array, got {type(audio).__name__}")
+        if not audio.is_floating_point():
+            raise TypeError(f"audio of dtype {audio.dtype} is not accepted: pass float audio in [-1, 1] "
+                            f"(for int16 PCM: audio.float() / 32768)")
+        if audio.ndim == 2:
+            x = audio[:, None, :]
+        elif audio.ndim == 3:
+            a, b = audio.shape[1], audio.shape[2]
+            if a <= 2 < b:
+                x = audio
+            elif b <= 2 < a:
+                x = audio.transpose(1, 2)
+            elif a > 2 and b > 2:
+                raise ValueError(f"audio of shape {tuple(audio.shape)} has more than 2 channels: GRAM takes mono "
+                                 f"(n, samples) or binaural (n, 2, samples) / (n, samples, 2) audio; for "
+                                 f"first-order ambisonics pass channel 0 (W) as mono")
+            else:
+                raise ValueError(f"audio of shape {tuple(audio.shape)} is ambiguous: is it (n, channels, samples) "
+                                 f"or (n, samples, channels)?")
+        elif audio.ndim == 1:
+            raise ValueError(f"audio of shape {tuple(audio.shape)}: expected a batch (n_sounds, n_samples); "
+                             f"for a single clip pass audio[None]")
+        else:
+            raise ValueError(f"audio must be 2-D (n, samples) or 3-D (n, channels, samples), got shape "
+                             f"{tuple(audio.shape)}")
+        n, _, n_samples = x.shape
+        if n and n_samples < self.model.melspec.min_samples:
+            raise ValueError(f"clips of {n_samples} samples are too short: the 1024-point STFT needs at least "
+                             f"{self.model.melspec.min_samples} samples ({1000 * self.model.melspec.min_samples / self.sample_rate:.1f} ms at {self.sample_rate} Hz)")
+        x = x.to(self.device, torch.float32)
+        if n and not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
+            raise ValueError(f"audio contains NaN or inf (clips {bad[:10]}{' ...' if len(bad) > 10 else ''})")
+        return x
+
+    def logmel(self, audio) -> torch.Tensor:
+        """Audio -> log-mel (n, in_channels, T, 128) with the model's channel policy."""
+        return self._logmel(self.prepare_audio(audio))
+
+    def _logmel(self, x: torch.Tensor) -> torch.Tensor:
+        want = self.config.in_channels
+        if x.shape[1] == want:
+            return self.model.melspec(x)
+        if want == 1:  # binaural into a mono model: waveform average (gram_spec §1.2)
+            return self.model.melspec(x.mean(dim=1, keepdim=True))
+        if x.shape[1] == 1:  # mono into a binaural model: identical features for both ears
+            return self.model.melspec(x).expand(-1, want, -1, -1)
+        raise ValueError(f"{x.shape[1]}-channel audio for a {want}-channel model")
+
+    # -- chunk plan -------------------------------------------------------------------------------
+    def _plan(self, n_frames: int, n_samples: int):
+        """-> (padded length, chunk starts, n output frames X) for the default runtime."""
+        c = self.config
+        tok = c.patch[1]
+        hop_ms = 1000.0 * self.model.melspec.hop_length / self.sample_rate
+        dur_ms = 1000.0 * n_samples / self.sample_rate
+        # token g covers frames [g*tok, (g+1)*tok); its centre is at (g*tok + (tok-1)/2) frames.
+        x_out = math.floor((dur_ms / hop_ms - (tok - 1) / 2) / tok) + 1
+        x_out = max(1, min(x_out, math.ceil(n_frames / tok)))
+        need = x_out * tok
+        starts = list(range(0, need - c.chunk_frames + 1, c.chunk_frames))
+        if not starts or starts[-1] + c.chunk_frames < need:
+            starts.append(max(0, need - c.chunk_frames))
+        return max(need, c.chunk_frames), starts, x_out
+
+    def timestamps_of_tokens(self, x_out: int) -> torch.Tensor:
+        tok = self.config.patch[1]
+        hop_ms = 1000.0 * self.model.melspec.hop_length / self.sample_rate
+        return (torch.arange(x_out, dtype=torch.float64) * tok + (tok - 1) / 2) * hop_ms
+
+    # -- encoder over chunks ------------------------------------------------------------------------
+    def _encode(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(M, C, 200, 128) -> tokens (M, 1 + N, D), at most `max_chunks` per pass."""
+        outs = [self.model.forward_features(chunks[i:i + self.max_chunks], layer=self.layer)
+                for i in range(0, chunks.shape[0], self.max_chunks)]
+        return torch.cat(outs) if outs else chunks.new_zeros(0, 1 + self.config.n_tokens, self.config.dim)
+
+    def _chunks(self, lm: torch.Tensor, starts, length: int) -> torch.Tensor:
+        n, ch, t, f = lm.shape
+        if length > t:  # 0.0 in the log-mel domain, as the official runtime and training pad
+            lm = torch.cat([lm, lm.new_zeros(n, ch, length - t, f)], dim=2)
+        cf = self.config.chunk_frames
+        return torch.stack([lm[:, :, s:s + cf] for s in starts], dim=1).reshape(-1, ch, cf, f)
+
+    @torch.no_grad()
+    def embed(self, audio):
+        """-> (timestamp embeddings (n, X, size), timestamps (n, X) ms, scene embeddings (n, size))."""
+        x = self.prepare_audio(audio)
+        n, n_samples = x.shape[0], x.shape[-1]
+        if n == 0:
+            z = x.new_zeros
+            return z(0, 0, self.timestamp_embedding_size), z(0, 0), z(0, self.scene_embedding_size)
+        lm = self._logmel(x)
+        if self.compat:
+            return self._embed_official(lm, n_samples)
+        c = self.config
+        tok, gt = c.patch[1], c.grid[1]
+        length, starts, x_out = self._plan(lm.shape[2], n_samples)
+        tokens = self._encode(self._chunks(lm, starts, length))  # (n*K, 1+N, D)
+        k = len(starts)
+        ts_tok = self.timestamps_of_tokens(x_out)
+        # output frame g comes from the first chunk that covers it (chunks overlap only at the end)
+        first_tok = torch.tensor([s // tok for s in starts])
+        g = torch.arange(x_out)
+        chunk_of = torch.searchsorted(first_tok + gt, g, right=True)
+        local = g - first_tok[chunk_of]
+        dev = tokens.device
+        if self.strategy in ("raw", "mean"):
+            raw = self.model.pool(tokens, "raw").reshape(n, k, gt, -1)  # (n, K, T', F'*D)
+            frames = raw[:, chunk_of.to(dev), local.to(dev)]  # (n, X, F'*D)
+            if self.strategy == "raw":
+                ts = ts_tok.to(dev, torch.float32).expand(n, -1)
+                return frames, ts, frames.mean(dim=1)
+            d = c.dim
+            per_tok = frames.reshape(n, x_out, -1, d).mean(dim=2)  # (n, X, D): mean over frequency
+            scene = per_tok.mean(dim=1)
+            # one vector per chunk: mean over its patch tokens inside the clip
+            valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out  # (K, T')
+            w = valid.to(dev, per_tok.dtype)
+            col = raw.reshape(n, k, gt, -1, d).mean(dim=3)  # (n, K, T', D)
+            per_chunk = (col * w[None, :, :, None]).sum(2) / w.sum(1)[None, :, None]
+        else:  # cls
+            per_chunk = self.model.pool(tokens, "cls").reshape(n, k, -1)
+            valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out
+            scene = per_chunk.mean(dim=1)
+        ts_chunk = torch.stack([ts_tok[first_tok[j]:first_tok[j] + gt][valid[j]].mean() for j in range(k)])
+        return per_chunk, ts_chunk.to(dev, torch.float32).expand(n, -1), scene
+
+    def _embed_official(self, lm: torch.Tensor, n_samples: int):
+        """The official RuntimeGRAMT/RuntimeGRAMM.encode (gram_spec §6.2-6.5)."""
+        c = self.config
+        cf, gt = c.chunk_frames, c.grid[1]
+        n, t = lm.shape[0], lm.shape[2]
+        pad = cf - t % cf  # in [1, 200]: a whole padded chunk when t is a multiple of 200
+        k = (t + pad) // cf
+        tokens = self._encode(self._chunks(lm, list(range(0, t + pad, cf)), t + pad))
+        if self.strategy == "raw":
+            out = self.model.pool(tokens, "raw").reshape(n, k * gt, -1)
+            out = out[:, :out.shape[1] - int(gt * pad / cf)]
+        else:
+            out = self.model.pool(tokens, self.strategy).reshape(n, k, -1)
+        x = out.shape[1]
+        step = n_samples / self.sample_rate / x * 1000.0
+        ts = (torch.arange(x, dtype=torch.float64) * step).to(out.device, torch.float32).expand(n, -1)
+        return out, ts, out.mean(dim=1)
+
+    # -- HEAR API ---------------------------------------------------------------------------------
+    def get_timestamp_embeddings(self, audio):
+        emb, ts, _ = self.embed(audio)
+        return emb, ts
+
+    def get_scene_embeddings(self, audio):
+        return self.embed(audio)[2]
+
+
+OPTIONS = ("strategy", "layer", "compat", "max_chunks", "revision", "repo_id", "log_eps",
+           "use_mwmae_decoder", "in_channels")
+
+
+def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRuntime:
+    """Build a variant's runtime with weights from `model_file_path` (file, folder, 'owner/name[@rev]',
+    or '' for the variant's Hub repo).  Options (strings from heareval's --model-options are parsed):
+    strategy ('raw' | 'mean' | 'cls'), layer (int), compat (bool: official runtime semantics),
+    max_chunks (chunks per forward pass), revision, repo_id, log_eps (override the weights' log offset);
+    use_mwmae_decoder / in_channels are accepted for compatibility with the official option strings."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; accepted: {list(OPTIONS)}")
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; known: {sorted(VARIANTS)}")
+    v = VARIANTS[variant]
+    if "use_mwmae_decoder" in options and not _as_bool("use_mwmae_decoder", options["use_mwmae_decoder"]):
+        raise ValueError("use_mwmae_decoder=false: only the MW-MAE decoder layout exists (gram_spec §3.4)")
+    weights, config_json = hub.resolve_weights(model_file_path, v, revision=options.get("revision"),
+                                               repo_id=options.get("repo_id"))
+    sd, meta = checkpoint.read_safetensors(weights)
+    cfg = checkpoint.config_from_files(meta, config_json) or checkpoint.infer_config(sd, base=v.config)
+    if cfg.encoder != v.config.encoder or cfg.patch != v.config.patch:
+        kind = {"transformer": "GRAM-T", "mamba": "GRAM-M"}[cfg.encoder]
+        match = [name for name, x in VARIANTS.items() if (x.config.encoder, x.config.patch) == (cfg.encoder, cfg.patch)]
+        raise checkpoint.CheckpointError(
+            f"{weights} holds a {kind} model with {cfg.patch[0]}x{cfg.patch[1]} patches, not {variant}; "
+            f"load it with hear_gram.{match[0] if match else '?'}")
+    if options.get("in_channels") is not None and _as_int("in_channels", options["in_channels"]) != cfg.in_channels:
+        raise ValueError(f"in_channels={options['in_channels']} but the weights are for {cfg.in_channels} channels")
+    if options.get("log_eps") is not None:
+        cfg = GramConfig(**{**cfg.to_dict(), "log_eps": float(options["log_eps"])})
+    model = GramModel(cfg)
+    checkpoint.load_into(model, sd)
+    return GramRuntime(model, variant, strategy=str(options.get("strategy") or v.default_strategy),
+                       layer=_as_int("layer", options.get("layer")),
+                       compat=_as_bool("compat", options.get("compat", False)),
+                       max_chunks=_as_int("max_chunks", options.get("max_chunks", 32), allow_none=False))
