@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import hear_gram.gram_t_patch as gtp
+import hear_gram.gram_t_time as gtt
+from hear_gram.checkpoint import (CheckpointError, detect_layout, infer_config, load_into, read_safetensors,
+                                  save_model, to_model_keys)
+from hear_gram.model import VARIANTS, GramModel
+
+from conftest import official_state_dict, tiny_config
+
+
+def _layouts(sd):
+    bare = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+    hub = {"encoder." + k: v for k, v in sd.items()}
+    no_mel = {k: v for k, v in bare.items() if not k.startswith("melspec.")}
+    return {"runtime": sd, "bare": bare, "hub": hub, "bare_without_melspec": no_mel}
+
+
+def test_every_official_layout_loads_to_the_same_weights():
+    sd = official_state_dict("gramt_frame")
+    ref = None
+    for name, layout in _layouts(sd).items():
+        m = GramModel(VARIANTS["gram_t_patch"].config)
+        load_into(m, layout)
+        w = m.state_dict()["encoder.layers.encoder_layer_11.mlp.3.weight"]
+        assert torch.equal(w, sd["model.encoder.layers.encoder_layer_11.mlp.3.weight"]), name
+        if ref is not None:
+            assert all(torch.equal(a, b) for a, b in zip(ref.values(), m.state_dict().values()))
+        ref = m.state_dict()
+    assert detect_layout(_layouts(sd)["hub"]) == "hub"
+
+
+def test_missing_unexpected_and_wrong_shape_keys_are_named():
+    sd = {k[len("model."):]: v for k, v in official_state_dict("gramt_time").items() if k.startswith("model.")}
+    model = GramModel(VARIANTS["gram_t_time"].config)
+    broken = dict(sd)
+    del broken["encoder.layers.encoder_layer_3.ln_2.bias"]
+    with pytest.raises(CheckpointError, match="encoder_layer_3.ln_2.bias"):
+        load_into(model, broken)
+    extra = dict(sd, **{"encoder.layers.encoder_layer_12.ln_1.weight": torch.ones(768)})
+    with pytest.raises(CheckpointError, match="unexpected keys.*encoder_layer_12"):
+        load_into(model, extra)
+    wrong = dict(sd, **{"spec_pred.0.bias": torch.zeros(3)})
+    with pytest.raises(CheckpointError, match=r"spec_pred.0.bias: checkpoint \(3,\)"):
+        load_into(model, wrong)
+    with pytest.raises(CheckpointError, match="not a GRAM checkpoint"):
+        load_into(model, {"foo.weight": torch.zeros(1)})
+
+
+def test_mel_buffers_in_a_checkpoint_must_match_the_recipe():
+    sd = {k[len("model."):]: v for k, v in official_state_dict("gramt_time").items() if k.startswith("model.")}
+    sd["melspec.mel_scale.fb"] = sd["melspec.mel_scale.fb"] * 2
+    with pytest.raises(CheckpointError, match="melspec.mel_scale.fb differs"):
+        load_into(GramModel(VARIANTS["gram_t_time"].config), sd)
+
+
+def test_infer_config_from_official_shapes():
+    for v, name in (("gramt_frame", "gram_t_patch"), ("gramt_time", "gram_t_time")):
+        assert infer_config(official_state_dict(v)) == VARIANTS[name].config
+
+
+def test_own_export_round_trip(tmp_path):
+    torch.manual_seed(1)
+    m = GramModel(tiny_config())
+    w, c = save_model(m, str(tmp_path / "export"))
+    cfg = json.load(open(c))
+    assert cfg["format"] == "hear_gram" and cfg["config"]["dim"] == 64
+    rt = gtp.load_model(str(tmp_path / "export"))
+    for k, v in m.state_dict().items():
+        assert torch.equal(rt.model.state_dict()[k], v), k
+    sd, meta = read_safetensors(w)
+    assert set(sd) == set(m.state_dict()) and meta["format"] == "hear_gram"
+
+
+def test_bad_files_give_clear_errors(tmp_path, official_files):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        gtp.load_model(str(tmp_path / "nope.safetensors"))
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        gtp.load_model(str(bad))
+    truncated = tmp_path / "truncated" / "model.safetensors"
+    truncated.parent.mkdir()
+    data = open(official_files("gramt_time"), "rb").read()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or unreadable"):
+        gtt.load_model(str(truncated.parent))
+    pickled = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}}, str(pickled))
+    with pytest.raises(CheckpointError, match="only .safetensors"):
+        gtp.load_model(str(pickled))
+
+
+def test_wrong_variant_is_refused(official_files):
+    with pytest.raises(CheckpointError, match="128x2 patches, not gram_t_patch; load it with hear_gram.gram_t_time"):
+        gtp.load_model(official_files("gramt_time"))
+
+
+def test_unknown_option_is_an_error(official_files):
+    with pytest.raises(TypeError, match="unknown option"):
+        gtt.load_model(official_files("gramt_time"), strategi="raw")

@@ -1,0 +1,159 @@
+"""Runtime behaviour on small random models: input layouts, bad inputs, chunking, timestamps, pooling."""
+
+import numpy as np
+import pytest
+import torch
+
+from hear_gram.model import TIME, GramModel
+from hear_gram.runtime import GramRuntime
+
+from conftest import tiny_config
+
+SR = 32000
+
+
+def runtime(strategy="raw", time=False, compat=False, **kw):
+    torch.manual_seed(0)
+    cfg = tiny_config(**(TIME if time else {}))
+    return GramRuntime(GramModel(cfg), "gram_t_time" if time else "gram_t_patch", strategy=strategy,
+                       compat=compat, **kw)
+
+
+def noise(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("time", [False, True])
+@pytest.mark.parametrize("strategy", ["raw", "mean", "cls"])
+def test_declared_sizes_equal_returned_sizes(time, strategy):
+    rt = runtime(strategy, time)
+    emb, ts = rt.get_timestamp_embeddings(noise(2, 2, 3 * SR))
+    scene = rt.get_scene_embeddings(noise(2, 2, 3 * SR))
+    assert emb.shape[2] == rt.timestamp_embedding_size and scene.shape == (2, rt.scene_embedding_size)
+    assert emb.dtype == scene.dtype == torch.float32 and ts.shape == emb.shape[:2]
+
+
+def test_binaural_layouts_agree_and_mono_equals_duplicated_binaural():
+    rt = runtime()
+    x = noise(2, 2, SR + 1234)
+    a, ta = rt.get_timestamp_embeddings(x)
+    b, tb = rt.get_timestamp_embeddings(x.transpose(1, 2).contiguous())
+    c, _ = rt.get_timestamp_embeddings(x.numpy())
+    assert torch.equal(a, b) and torch.equal(ta, tb) and torch.equal(a, c)
+    m = noise(2, SR, seed=1)
+    assert torch.allclose(rt.get_scene_embeddings(m), rt.get_scene_embeddings(m[:, None].repeat(1, 2, 1)), atol=1e-6)
+    assert torch.allclose(rt.get_scene_embeddings(m), rt.get_scene_embeddings(m[:, None]), atol=1e-6)
+    # left and right are not interchangeable for a binaural model
+    assert not torch.allclose(rt.get_scene_embeddings(x), rt.get_scene_embeddings(x.flip(1)), atol=1e-4)
+
+
+@pytest.mark.parametrize("time", [False, True])
+@pytest.mark.parametrize("seconds", [0.5, 1.07, 1.98, 2.0, 2.5, 4.0, 6.37])
+def test_timestamps_are_token_centres_inside_the_clip(time, seconds):
+    rt = runtime(time=time)
+    n = int(seconds * SR)
+    emb, ts = rt.get_timestamp_embeddings(noise(2, 2, n))
+    hop = 80.0 if not time else 20.0
+    first = 35.0 if not time else 5.0  # centre of frames [0, 8) or [0, 2) at 10 ms per frame
+    assert torch.allclose(ts[0], first + hop * torch.arange(ts.shape[1]).float())
+    assert ts[0, -1] <= 1000 * n / SR  # no frame centred after the clip ends
+    assert ts[0, -1] + hop > 1000 * n / SR - hop  # and none missing at the end
+    assert torch.equal(ts[0], ts[1])
+
+
+def test_no_phantom_chunk_and_padding_does_not_enter_the_scene():
+    rt = runtime()
+    calls = []
+    orig = rt.model.forward_features
+    rt.model.forward_features = lambda x, layer=None: calls.append(x.shape[0]) or orig(x, layer)
+    x = noise(1, 2, 4 * SR)  # 401 frames: the official runtime runs 3 chunks, the last one all padding
+    emb, _ = rt.get_timestamp_embeddings(x)
+    assert sum(calls) == 2 and emb.shape[1] == 50  # 50 tokens of 80 ms cover the 4 s
+    scene = rt.get_scene_embeddings(x)
+    assert torch.allclose(scene, emb.mean(dim=1), atol=1e-6)
+    calls.clear()
+    rt.get_timestamp_embeddings(noise(1, 2, int(4.5 * SR)))  # 451 frames: a third, right-aligned chunk
+    assert sum(calls) == 3
+    calls.clear()
+    rt.compat = True  # compat mode runs the phantom chunk, as the official runtime does
+    rt.get_timestamp_embeddings(x)
+    assert sum(calls) == 3
+
+
+def test_chunks_match_independent_two_second_passes():
+    """The first 25 output frames of a 5 s clip are exactly the raw output of its first 2 s chunk."""
+    rt = runtime()
+    x = noise(1, 2, 5 * SR)
+    emb, _ = rt.get_timestamp_embeddings(x)
+    lm = rt.logmel(x)
+    with torch.no_grad():
+        first = rt.model.pool(rt.model.forward_features(lm[:, :, :200]), "raw")
+        # 501 frames -> 63 tokens -> 504 frames: the last chunk [304, 504) ends with 3 frames of 0.0
+        tail = torch.cat([lm[:, :, 304:], torch.zeros(1, 2, 3, 128)], dim=2)
+        last = rt.model.pool(rt.model.forward_features(tail), "raw")
+    assert torch.allclose(emb[:, :25], first, atol=1e-5)
+    assert torch.allclose(emb[:, 50:], last[:, 25 - 13:], atol=1e-5)
+
+
+def test_batching_and_memory_cap_do_not_change_results():
+    x = noise(3, 2, int(4.3 * SR))
+    a = runtime(max_chunks=1).get_timestamp_embeddings(x)[0]
+    b = runtime(max_chunks=64).get_timestamp_embeddings(x)[0]
+    alone = runtime().get_timestamp_embeddings(x[1:2])[0]
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a[1:2], alone, atol=1e-5)
+
+
+def test_layer_option():
+    x = noise(1, 2, SR)
+    full = runtime().get_scene_embeddings(x)
+    assert torch.allclose(runtime(layer=2).get_scene_embeddings(x), full, atol=1e-6)
+    assert torch.allclose(runtime(layer=-1).get_scene_embeddings(x), runtime(layer=1).get_scene_embeddings(x))
+    assert not torch.allclose(runtime(layer=0).get_scene_embeddings(x), full, atol=1e-3)
+    with pytest.raises(ValueError, match="layer=3"):
+        runtime(layer=3)
+
+
+def test_mean_and_cls_give_one_vector_per_chunk():
+    rt = runtime("mean")
+    emb, ts = rt.get_timestamp_embeddings(noise(2, 2, int(5.5 * SR)))
+    assert emb.shape == (2, 3, 64) and ts.shape == (2, 3)
+    assert torch.all(ts[0, 1:] > ts[0, :-1]) and ts[0, -1] <= 5500
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    (torch.full((1, 2, SR), float("nan")), ValueError, "NaN or inf"),
+    (torch.cat([torch.zeros(1, SR), torch.full((1, SR), float("inf"))]), ValueError, r"clips \[1\]"),
+    (torch.zeros(2, SR, dtype=torch.int16), TypeError, "int16.*32768"),
+    (np.zeros((2, SR), dtype=np.int16), TypeError, "int16.*32768"),
+    (torch.zeros(SR), ValueError, r"audio\[None\]"),
+    (torch.zeros(1, 1, 2, SR), ValueError, "2-D .* or 3-D"),
+    (torch.zeros(1, 4, SR), ValueError, "more than 2 channels"),
+    (torch.zeros(1, SR, 6), ValueError, "more than 2 channels"),
+    (torch.zeros(1, 2, 2), ValueError, "ambiguous"),
+    (torch.zeros(2, 300), ValueError, "too short.*513 samples"),
+    (torch.zeros(2, 0), ValueError, "too short"),
+    ([[0.0] * 1000], TypeError, "torch.Tensor or numpy"),
+])
+def test_bad_inputs_give_clear_errors(bad, err, match):
+    with pytest.raises(err, match=match):
+        runtime().get_scene_embeddings(bad)
+
+
+def test_empty_batch_is_a_documented_empty_result():
+    rt = runtime()
+    emb, ts = rt.get_timestamp_embeddings(torch.zeros(0, 2, SR))
+    assert emb.shape == (0, 0, rt.timestamp_embedding_size) and ts.shape == (0, 0)
+    assert rt.get_scene_embeddings(torch.zeros(0, SR)).shape == (0, rt.scene_embedding_size)
+
+
+def test_silence_and_shortest_clip_give_finite_embeddings():
+    rt = runtime()
+    assert torch.isfinite(rt.get_scene_embeddings(torch.zeros(2, 2, SR))).all()
+    emb, ts = rt.get_timestamp_embeddings(torch.zeros(1, 513))
+    assert emb.shape[1] == 1 and torch.isfinite(emb).all()
+
+
+def test_runtime_stays_in_eval_mode():
+    rt = runtime()
+    rt.train()
+    assert not rt.training and not rt.model.training
