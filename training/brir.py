@@ -339,20 +339,32 @@ class UserBrirFolder:
         return resample(x, sr, self.fs)[:, : self.max_len]
 
     def draw(self, rng: np.random.Generator, n_noise: int):
-        """(target (2, n), [noise (2, n), ...], meta) from one random house; None if nothing readable."""
-        for _ in range(20):
+        """(target (2, n), [noise (2, n), ...], meta) from one random house; None if nothing readable.
+        Unreadable files are dropped from the listing (counted once)."""
+        while self.houses:
             house = self.houses[int(rng.integers(len(self.houses)))]
             files = self.by_house[house]
-            picks = [files[int(i)] for i in rng.integers(len(files), size=1 + n_noise)]
-            loaded = [self.load(p) for p in picks]
-            if any(x is None for x in loaded):
+            loaded = []
+            for i in rng.integers(len(files), size=1 + n_noise):
+                p = files[min(int(i), len(files) - 1)] if files else None
+                x = self.load(p) if p is not None else None
+                while x is None and files:
+                    if p in files:
+                        files.remove(p)
+                    p = files[int(rng.integers(len(files)))] if files else None
+                    x = self.load(p) if p is not None else None
+                if x is None:
+                    break
+                loaded.append((p, x))
+            if len(loaded) < 1 + n_noise:
+                self.houses.remove(house)
                 continue
-            side = picks[0].with_suffix(picks[0].suffix + ".json")
+            side = loaded[0][0].with_suffix(loaded[0][0].suffix + ".json")
             info = json.loads(side.read_text()) if side.exists() else {}
-            meta = dict(room_id=house, brir_source=str(picks[0]), azimuth_deg=info.get("azimuth_deg"),
+            meta = dict(room_id=house, brir_source=str(loaded[0][0]), azimuth_deg=info.get("azimuth_deg"),
                         elevation_deg=info.get("elevation_deg"), distance_m=info.get("distance_m"),
                         rt60_s=info.get("rt60_s"))
-            return loaded[0], loaded[1:], meta
+            return loaded[0][1], [x for _, x in loaded[1:]], meta
         return None
 
 

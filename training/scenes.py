@@ -25,7 +25,8 @@ Metadata dict (every scene): "azimuth_deg", "elevation_deg", "distance_m" of the
 "direction" (unit vector [x front, y left, z up] in head coordinates), "room_id", "room_dims_m", "rt60_s"
 (Eyring RT60 of the room), "listener_pos_m", "head_yaw_deg", "snr_db", "noise_type", "noise_mode"
 ("localized" | "diffuse" | "none"), "n_noise", "noise_azimuths_deg", "source_kind", "source_ids", "split",
-"brir_source" ("ism" | path of a user BRIR), "gain" (scene gain applied to stay below full scale).
+"noise_start"/"noise_length" (samples where the noise is active), "brir_source" ("ism" | path of a user
+BRIR), "gain" (scene gain applied to stay below full scale).
 
 Conventions: azimuth counter-clockwise from the front, +90 = LEFT ear, -90 = right ear (SOFA / MIT KEMAR);
 elevation up; the KEMAR set covers elevation -40..+90 deg, so source elevations are drawn from
@@ -51,6 +52,7 @@ from .noise import PROCEDURAL, make_noise
 from .sources import FolderSource, TarShardSource, embedded_pool, rms_normalize
 
 SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
+_POOLS: dict = {}  # embedded source pools per (sizes, seed), shared by the synthesizers of one process
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,11 @@ class SceneSynth:
             self._bank_t = self.bank.target.to(self.device)
             self._bank_n = self.bank.noise.to(self.device)
 
-        self.pool = embedded_pool(config.n_speech, config.n_notes, config.n_events, np.random.default_rng(pool_ss))
+        key = (config.n_speech, config.n_notes, config.n_events, str(pool_ss.entropy), tuple(pool_ss.spawn_key))
+        if key not in _POOLS:  # memoised: libespeak-ng output is not always bit-identical between calls
+            _POOLS[key] = embedded_pool(config.n_speech, config.n_notes, config.n_events,
+                                        np.random.default_rng(pool_ss))
+        self.pool = _POOLS[key]
         self.user_sources = [s for s in (FolderSource(config.source_dirs) if config.source_dirs else None,
                                          TarShardSource(config.source_shards) if config.source_shards else None)
                              if s is not None and len(s)]
@@ -256,7 +262,8 @@ class SceneSynth:
             a = np.zeros(n, bool)
             a[start: start + length] = True
             dry.append(x), noise.append(nz), active.append(a), snr.append(s_db)
-            meta.update(split=self.split, source_kind=kind, source_ids=ids, noise_type=ntype, snr_db=s_db)
+            meta.update(split=self.split, source_kind=kind, source_ids=ids, noise_type=ntype, snr_db=s_db,
+                        noise_start=start, noise_length=length)
             metas.append(meta)
         dev = self.device
         if self.bank is not None:
@@ -324,7 +331,7 @@ class SceneSynth:
             act[:, start: start + length] = True
             nz_scaled = nn_ * mix_at_snr(s, nn_, torch.tensor([snr], device=dev), act)[:, None, None]
             meta.update(noise_mode="diffuse" if diffuse else "localized", n_noise=k, noise_azimuths_deg=noise_az,
-                        noise_type=ntype)
+                        noise_type=ntype, noise_start=start, noise_length=length)
         else:
             meta.update(noise_mode="none", n_noise=0, noise_azimuths_deg=[], noise_type="none")
         audio = s + nz_scaled

@@ -14,7 +14,9 @@ import ctypes
 import io
 import logging
 import os
+import shutil
 import tarfile
+import tempfile
 import warnings
 from math import gcd
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 FS = 32000
+_LIBC = ctypes.CDLL(None)
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 log = logging.getLogger(__name__)
 
@@ -53,12 +56,20 @@ VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f
 
 
 class Espeak:
-    """In-process espeak-ng (from the espeakng-loader wheel) via ctypes. Not thread safe (one global engine)."""
+    """In-process espeak-ng (from the espeakng-loader wheel) via ctypes.
+
+    libespeak-ng keeps static state between utterances (the same text comes out a few samples different
+    after other calls, and espeak_Terminate does not reset it). For reproducible pools each instance loads
+    its own copy of the shared library (dlopen of a fresh path gives fresh statics); the copy is unlinked
+    right after loading. Not thread safe."""
 
     def __init__(self):
         import espeakng_loader  # optional dependency; ImportError handled by the caller
 
-        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "libespeak-ng.so")
+            shutil.copyfile(espeakng_loader.get_library_path(), path)
+            self.lib = ctypes.CDLL(path)
         self._chunks: list[np.ndarray] = []
         cb_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -94,26 +105,17 @@ class Espeak:
 
 def speech_clips(n: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """n espeak utterances (3-12 random words, random language/variant/speed/pitch) at 32 kHz."""
-    eng = _espeak()
+    eng = Espeak()  # fresh engine: the pool depends on rng only
     out = []
     for i in range(n):
         words = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 13))))
         voice = f"{rng.choice(VOICES)}+{rng.choice(VARIANTS)}"
         rate, pitch = int(rng.integers(110, 260)), int(rng.integers(20, 90))
+        _LIBC.srand(int(rng.integers(2 ** 31)))  # espeak's noise sources (klatt, whisper) use libc rand()
         x = eng.synth(words, voice, rate, pitch)
         if len(x) and np.any(x):
             out.append((f"espeak:{voice}:{rate}:{pitch}:{words}", resample(x, eng.sr)))
     return out
-
-
-_ESPEAK = None
-
-
-def _espeak() -> Espeak:
-    global _ESPEAK
-    if _ESPEAK is None:
-        _ESPEAK = Espeak()
-    return _ESPEAK
 
 
 # ---------------------------------------------------------------- soundfont notes
