@@ -1,0 +1,28 @@
+# make demo : the main job on the embedded default corpus (offline)
+# make test : everything the tests need (two virtual environments), then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+HEARVENV ?= .venv-hear
+# The CPU wheel this machine keeps on disk; an open range would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test install
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install --disable-pip-version-check -q -e ".[dev,train,eval]"
+	touch $@
+
+$(HEARVENV)/.installed: heareval_env/setup.sh
+	TORCH_SPEC="$(TORCH_SPEC)" bash heareval_env/setup.sh $(HEARVENV)
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/hear-gram smoke --variant gram_t_patch
+
+test: $(VENV)/.installed $(HEARVENV)/.installed
+	HEAR_GRAM_HEAREVAL_PY=$(abspath $(HEARVENV))/bin/python $(VENV)/bin/python -m pytest -q -ra $(PYTEST_ARGS)
