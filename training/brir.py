@@ -368,5 +368,6 @@ class UserBrirFolder:
         return None
 
 
-__all__ = ["BankSpec", "BrirBank", "ELEVATION_RANGE_DEG", "Room", "UserBrirFolder", "eyring_rt60",
-           "place_source", "random_listener", "random_room", "render_brir", "render_ism", "schroeder_rt60"]
+__all__ = ["BankSpec", "BrirBank", "ELEVATION_RANGE_DEG", "Room", "UserBrirFolder", "absorption_for_rt60",
+           "eyring_rt60", "image_sources", "place_source", "random_listener", "random_noise_position",
+           "random_room", "render_brir", "render_ism", "schroeder_rt60"]
