@@ -13,6 +13,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
 	$(VENV)/bin/pip install --disable-pip-version-check -q -e ".[dev,train,eval]"
+	# tinysoundfont's metadata asks for pyaudio (no Linux wheel; only its playback needs it): no deps.
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps tinysoundfont
 	touch $@
 
 $(HEARVENV)/.installed: heareval_env/setup.sh
