@@ -1,7 +1,13 @@
 """`hear-gram` command line.
 
+    hear-gram embed PATHS... --model gram_t_patch [--weights FILE|FOLDER|REPO] --out emb.npz
     hear-gram convert IN.ckpt OUT.safetensors   # a trusted official Lightning checkpoint -> safetensors
     hear-gram smoke [--variant gram_t_patch]    # embeds a generated binaural clip with local weights
+
+`embed` reads wav/flac/ogg files or folders of them (mono or binaural, any sample rate: resampled to
+32 kHz) and writes one .npz: `files` (the paths embedded), `scene` (n, D) and, with `--kind
+timestamp|both`, `timestamp_embeddings_<i>` (X_i, D) and `timestamps_<i>` (X_i,) ms for file i.  A
+file that cannot be embedded is reported on stderr and skipped; the exit status is then 1.
 """
 
 import argparse
@@ -9,6 +15,12 @@ import math
 import os
 import sys
 import tempfile
+
+
+def _cuda():
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _convert(args):
@@ -61,9 +73,76 @@ def _smoke(args):
           f"{bool(torch.isfinite(emb).all())}")
 
 
+def _audio_files(paths):
+    from .audio import AUDIO_EXTENSIONS
+
+    for p in paths:
+        if os.path.isdir(p):
+            for root, _, names in sorted(os.walk(p)):
+                for n in sorted(names):
+                    if n.lower().endswith(AUDIO_EXTENSIONS):
+                        yield os.path.join(root, n)
+        else:
+            yield p
+
+
+def _embed(args):
+    import numpy as np
+    import torch
+
+    from .audio import read_audio
+    from .runtime import load_runtime
+
+    options = {"strategy": args.strategy} if args.strategy else {}
+    model = load_runtime(args.model, args.weights or "", compat=args.compat, **options).to(args.device)
+    files = list(_audio_files(args.paths))
+    if not files:
+        sys.exit("no audio files found in " + " ".join(args.paths))
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    out, done, failed = {}, [], []
+    scenes = []
+    for path in (tqdm(files, unit="file", desc="embedding") if tqdm else files):
+        try:
+            audio = read_audio(path, model.sample_rate).to(model.device)[None]
+            emb, ts, scene = model.embed(audio)
+        except Exception as e:  # one bad file must not stop the batch
+            failed.append(path)
+            print(f"skip {path}: {e}", file=sys.stderr)
+            continue
+        i = len(done)
+        done.append(path)
+        scenes.append(scene[0].cpu().numpy())
+        if args.kind in ("timestamp", "both"):
+            out[f"timestamp_embeddings_{i}"] = emb[0].cpu().numpy()
+            out[f"timestamps_{i}"] = ts[0].cpu().numpy()
+    if args.kind in ("scene", "both"):
+        out["scene"] = np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32)
+    out["files"] = np.array(done, dtype=str)
+    tmp = args.out + ".tmp.npz"
+    np.savez(tmp, **out)
+    os.replace(tmp, args.out)
+    print(f"embedded {len(done)} of {len(files)} files with {args.model} -> {args.out}"
+          + (f"; {len(failed)} skipped (see above)" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="hear-gram", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("embed", help="embed audio files or folders into an .npz")
+    e.add_argument("paths", nargs="+")
+    e.add_argument("--model", default="gram_t_patch", help="variant (default gram_t_patch)")
+    e.add_argument("--weights", default="", help="file, folder or 'owner/repo[@revision]' (default: the Hub)")
+    e.add_argument("--out", required=True, help="output .npz")
+    e.add_argument("--kind", choices=["scene", "timestamp", "both"], default="scene")
+    e.add_argument("--strategy", choices=["raw", "mean", "cls"], default=None)
+    e.add_argument("--compat", action="store_true", help="official runtime semantics")
+    e.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    e.set_defaults(func=_embed)
     c = sub.add_parser("convert", help="Lightning .ckpt (trusted) -> .safetensors")
     c.add_argument("input")
     c.add_argument("output")
