@@ -17,8 +17,10 @@ state.  GRAM-M sequences have at most 201 tokens, so with the official chunk siz
 sequence is one chunk and there is no loop at all.  `ssd_ref` is the plain sequential recurrence
 (a Python loop over time) kept beside it for tests, as mamba_ssm keeps `*_ref` twins of its kernels.
 
-Kernels.  On CUDA, when `mamba_ssm` is importable, the mixer can instead call mamba_ssm's fused
-`mamba_split_conv1d_scan_combined` with the same parameters (what the official model runs).
+Kernels.  On CUDA, when `mamba_ssm` is importable, the mixer can instead call mamba_ssm's kernels
+with the same parameters: the fused `mamba_split_conv1d_scan_combined` (what the official model
+runs; it needs causal_conv1d's CUDA extension), else the Triton scan `mamba_chunk_scan_combined`
+between torch conv/norm/projections.
 The choice is made once per mixer: `use_kernels=True/False`, or `None` = the environment variable
 `HEAR_GRAM_MAMBA_KERNELS` (0/1) if set, else "yes if CUDA is available and mamba_ssm imports".
 The kernel is only used for CUDA inputs; CPU inputs always take the pure path.  mamba_ssm is
@@ -222,18 +224,33 @@ def ssd_ref(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
 # --------------------------------------------------------------------------------------------
 # Optional mamba_ssm kernel
 # --------------------------------------------------------------------------------------------
-_KERNEL: dict = {}
+_KERNELS: dict = {}
+
+
+def _load_kernels() -> dict:
+    """mamba_ssm kernels that import here: {} when mamba_ssm/Triton are missing, else
+    'chunk_scan' (mamba_chunk_scan_combined, Triton only) and, when causal_conv1d's CUDA
+    extension is also present, 'fused' (mamba_split_conv1d_scan_combined, which calls it)."""
+    if "loaded" not in _KERNELS:
+        _KERNELS["loaded"] = True
+        try:
+            from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+        except ImportError:
+            return _KERNELS
+        _KERNELS["chunk_scan"] = mamba_chunk_scan_combined
+        try:
+            import causal_conv1d  # noqa: F401  (its CUDA extension is called inside the fused kernel)
+            from mamba_ssm.ops.triton.ssd_combined import mamba_split_conv1d_scan_combined
+        except ImportError:
+            pass
+        else:
+            _KERNELS["fused"] = mamba_split_conv1d_scan_combined
+    return _KERNELS
 
 
 def _load_kernel() -> Optional[Callable]:
-    """mamba_ssm's fused split+conv1d+scan+norm+out_proj kernel, or None if it does not import."""
-    if "fn" not in _KERNEL:
-        try:
-            from mamba_ssm.ops.triton.ssd_combined import mamba_split_conv1d_scan_combined
-        except ImportError:
-            mamba_split_conv1d_scan_combined = None
-        _KERNEL["fn"] = mamba_split_conv1d_scan_combined
-    return _KERNEL["fn"]
+    """The Triton SSD scan kernel, or None if mamba_ssm's kernels do not import."""
+    return _load_kernels().get("chunk_scan")
 
 
 def kernels_available() -> bool:
@@ -347,24 +364,30 @@ class Mamba2Mixer(nn.Module):
         return self._output(ssd_ref(x.to(dt.dtype), dt, A, B, C, self.D), z)
 
     def _forward_kernel(self, u: torch.Tensor) -> torch.Tensor:
-        """mamba_ssm's fused path, called exactly as Mamba2.forward (use_mem_eff_path) calls it."""
-        return _load_kernel()(
-            self.in_proj(u),
-            self.conv1d.weight.squeeze(1),  # (conv_dim, d_conv)
-            self.conv1d.bias,
-            self.dt_bias,
-            -torch.exp(self.A_log.float()),
-            D=self.D,
-            chunk_size=self.chunk_size,
-            activation="silu",
-            rmsnorm_weight=self.norm.weight,
-            rmsnorm_eps=self.norm.eps,
-            outproj_weight=self.out_proj.weight,
-            outproj_bias=self.out_proj.bias,
-            headdim=self.headdim,
-            ngroups=self.ngroups,
-            norm_before_gate=False,
-        )
+        """mamba_ssm kernels with the same parameters.  With causal_conv1d's CUDA extension:
+        the fused kernel, called as Mamba2.forward (use_mem_eff_path) calls it.  Without it:
+        in_proj/conv in torch, the Triton SSD scan, gated norm and out_proj in torch."""
+        kernels = _load_kernels()
+        A = -torch.exp(self.A_log.float())
+        if "fused" in kernels:
+            return kernels["fused"](
+                self.in_proj(u), self.conv1d.weight.squeeze(1), self.conv1d.bias, self.dt_bias, A,
+                D=self.D, chunk_size=self.chunk_size, activation="silu",
+                rmsnorm_weight=self.norm.weight, rmsnorm_eps=self.norm.eps,
+                outproj_weight=self.out_proj.weight, outproj_bias=self.out_proj.bias,
+                headdim=self.headdim, ngroups=self.ngroups, norm_before_gate=False)
+        b, L, _ = u.shape
+        z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], dim=-1)
+        xBC = F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0))
+        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)
+        x, B, C = torch.split(xBC, [self.d_inner, self.ngroups * self.d_state,
+                                    self.ngroups * self.d_state], dim=-1)
+        y = kernels["chunk_scan"](
+            x.reshape(b, L, self.nheads, self.headdim).contiguous(), dt.contiguous(), A,
+            B.reshape(b, L, self.ngroups, self.d_state).contiguous(),
+            C.reshape(b, L, self.ngroups, self.d_state).contiguous(),
+            chunk_size=self.chunk_size, D=self.D, dt_bias=self.dt_bias, dt_softplus=True)
+        return self._output(y, z)
 
     def extra_repr(self) -> str:
         return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, "
