@@ -15,18 +15,6 @@ __version__ = "0.1.0"
 DEFAULT_VARIANT = "gram_t_patch"
 
 
-def load_model(model_file_path: str = "", **options):
-    """HEAR `load_model` for the default variant (GRAM-T patch); see `hear_gram.runtime.load_runtime`."""
-    from .runtime import load_runtime
+from .runtime import hear_module as _hear_module  # noqa: E402
 
-    return load_runtime(DEFAULT_VARIANT, model_file_path, **options)
-
-
-def get_scene_embeddings(audio, model):
-    """HEAR scene embeddings: (n_sounds, scene_embedding_size) float32."""
-    return model.get_scene_embeddings(audio)
-
-
-def get_timestamp_embeddings(audio, model):
-    """HEAR timestamp embeddings: ((n_sounds, n_frames, size) float32, (n_sounds, n_frames) ms)."""
-    return model.get_timestamp_embeddings(audio)
+load_model, get_scene_embeddings, get_timestamp_embeddings = _hear_module(DEFAULT_VARIANT)

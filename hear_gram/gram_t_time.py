@@ -7,18 +7,7 @@
 Options and audio layouts: `hear_gram.runtime`.
 """
 
-from .runtime import load_runtime
+from .runtime import hear_module
 
 VARIANT = "gram_t_time"
-
-
-def load_model(model_file_path: str = "", **options):
-    return load_runtime(VARIANT, model_file_path, **options)
-
-
-def get_scene_embeddings(audio, model):
-    return model.get_scene_embeddings(audio)
-
-
-def get_timestamp_embeddings(audio, model):
-    return model.get_timestamp_embeddings(audio)
+load_model, get_scene_embeddings, get_timestamp_embeddings = hear_module(VARIANT)

@@ -24,6 +24,7 @@ is used.  See README "Differences from the official implementation".
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -79,6 +80,9 @@ class GramRuntime(nn.Module):
             raise ValueError(f"layer={layer} is outside [-{model.n_blocks}, {model.n_blocks}]")
         if max_chunks < 1:
             raise ValueError("max_chunks must be >= 1")
+        if strategy == "cls" and model.config.encoder == "mamba":
+            warnings.warn("GRAM-M's causal scan puts CLS first, so its 'cls' output does not depend on the "
+                          "audio (gram_spec §3.2); use 'mean' or 'raw'", stacklevel=2)
         self.model = model.eval()
         self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
         self.max_chunks = max_chunks
@@ -173,10 +177,11 @@ class GramRuntime(nn.Module):
             starts.append(max(0, need - c.chunk_frames))
         return max(need, c.chunk_frames), starts, x_out
 
-    def timestamps_of_tokens(self, x_out: int) -> torch.Tensor:
+    def token_centres_ms(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Centre (ms) of token-time indices: token g covers frames [g*tok, (g+1)*tok) at 10 ms each."""
         tok = self.config.patch[1]
         hop_ms = 1000.0 * self.model.melspec.hop_length / self.sample_rate
-        return (torch.arange(x_out, dtype=torch.float64) * tok + (tok - 1) / 2) * hop_ms
+        return (tokens.to(torch.float64) * tok + (tok - 1) / 2) * hop_ms
 
     # -- encoder over chunks ------------------------------------------------------------------------
     def _encode(self, chunks: torch.Tensor) -> torch.Tensor:
@@ -208,7 +213,7 @@ class GramRuntime(nn.Module):
         length, starts, x_out = self._plan(lm.shape[2], n_samples)
         tokens = self._encode(self._chunks(lm, starts, length))  # (n*K, 1+N, D)
         k = len(starts)
-        ts_tok = self.timestamps_of_tokens(x_out)
+        ts_tok = self.token_centres_ms(torch.arange(x_out))
         # output frame g comes from the first chunk that covers it (chunks overlap only at the end)
         first_tok = torch.tensor([s // tok for s in starts])
         g = torch.arange(x_out)
@@ -233,7 +238,8 @@ class GramRuntime(nn.Module):
             per_chunk = self.model.pool(tokens, "cls").reshape(n, k, -1)
             valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out
             scene = per_chunk.mean(dim=1)
-        ts_chunk = torch.stack([ts_tok[first_tok[j]:first_tok[j] + gt][valid[j]].mean() for j in range(k)])
+        ts_chunk = torch.stack([self.token_centres_ms(first_tok[j] + torch.arange(gt)[valid[j]]).mean()
+                                for j in range(k)])
         return per_chunk, ts_chunk.to(dev, torch.float32).expand(n, -1), scene
 
     def _embed_official(self, lm: torch.Tensor, n_samples: int):
@@ -261,6 +267,22 @@ class GramRuntime(nn.Module):
 
     def get_scene_embeddings(self, audio):
         return self.embed(audio)[2]
+
+
+def hear_module(variant: str):
+    """The three HEAR functions of one variant (what `hear_gram.<variant>` exports)."""
+
+    def load_model(model_file_path: str = "", **options):
+        return load_runtime(variant, model_file_path, **options)
+
+    def get_scene_embeddings(audio, model):
+        return model.get_scene_embeddings(audio)
+
+    def get_timestamp_embeddings(audio, model):
+        return model.get_timestamp_embeddings(audio)
+
+    load_model.__doc__ = f"HEAR load_model for {variant}: see hear_gram.runtime.load_runtime."
+    return load_model, get_scene_embeddings, get_timestamp_embeddings
 
 
 OPTIONS = ("strategy", "layer", "compat", "max_chunks", "revision", "repo_id", "log_eps",

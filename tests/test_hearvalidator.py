@@ -23,11 +23,12 @@ def hear_env():
                 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", HF_HUB_OFFLINE="1")
 
 
-@pytest.mark.parametrize("variant", ["gram_t_patch", "gram_t_time"])
+@pytest.mark.parametrize("variant", ["gram_t_patch", "gram_t_time", "gram_m_patch", "gram_m_time"])
 def test_hearvalidator_passes(variant, tmp_path):
     torch.manual_seed(0)
     cfg = VARIANTS[variant].config
-    small = tiny_config(patch=cfg.patch, decoder_windows=cfg.decoder_windows, encoder=cfg.encoder)
+    small = tiny_config(patch=cfg.patch, decoder_windows=cfg.decoder_windows, encoder=cfg.encoder,
+                        d_state=16, headdim=16)
     w, _ = save_model(GramModel(small), str(tmp_path / variant))
     r = subprocess.run([HEAR_PY, os.path.join(REPO, "heareval_env", "validate.py"), f"hear_gram.{variant}",
                         "--model", w, "--device", "cpu"], env=hear_env(), capture_output=True, text=True,

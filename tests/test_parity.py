@@ -1,4 +1,4 @@
-"""GRAM-T against the official implementation (../shared/fixtures/official), float32 on CPU.
+"""GRAM-T and GRAM-M against the official implementation (../shared/fixtures/official), float32 on CPU.
 
 Chunk tensors are compared with the model path; runtime tensors with the official-compatibility
 runtime (the default runtime fixes the official defects, see test_runtime.py)."""
@@ -6,15 +6,14 @@ runtime (the default runtime fixes the official defects, see test_runtime.py).""
 import pytest
 import torch
 
-import hear_gram.gram_t_patch
-import hear_gram.gram_t_time
+import importlib
+
 from hear_gram.checkpoint import load_into
 from hear_gram.model import VARIANTS, GramModel
 
 from conftest import OFFICIAL, official_state_dict, rel_err
 
 TOL = 1e-5
-MODULES = {"gram_t_patch": hear_gram.gram_t_patch, "gram_t_time": hear_gram.gram_t_time}
 
 
 def report(name, ours, ref):
@@ -23,7 +22,7 @@ def report(name, ours, ref):
     return err
 
 
-@pytest.fixture(scope="module", params=["gramt_frame", "gramt_time"])
+@pytest.fixture(scope="module", params=["gramt_frame", "gramt_time", "gramm_frame", "gramm_time"])
 def case(request, official):
     v = request.param
     model = GramModel(VARIANTS[OFFICIAL[v]].config)
@@ -53,11 +52,10 @@ def test_decoder_prediction_and_loss(case):
 @pytest.mark.parametrize("kind", ["binaural", "mono"])
 def test_runtime_compat(case, official_files, kind):
     v, _, e = case
-    mod = MODULES[OFFICIAL[v]]
+    mod = importlib.import_module(f"hear_gram.{OFFICIAL[v]}")
     rt = mod.load_model(official_files(v), compat=True)
     audio = e[f"audio_{kind}"]
-    emb, ts = mod.get_timestamp_embeddings(audio, rt)
-    scene = mod.get_scene_embeddings(audio, rt)
+    emb, ts, scene = rt.embed(audio)  # one pass for both outputs; the HEAR functions call embed()
     assert emb.shape == e[f"{kind}_runtime_raw"].shape
     assert report(f"{v} {kind} runtime raw", emb, e[f"{kind}_runtime_raw"]) <= TOL
     assert report(f"{v} {kind} runtime scene", scene, e[f"{kind}_runtime_scene"]) <= TOL

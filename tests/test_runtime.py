@@ -113,11 +113,13 @@ def test_layer_option():
         runtime(layer=3)
 
 
-def test_mean_and_cls_give_one_vector_per_chunk():
-    rt = runtime("mean")
-    emb, ts = rt.get_timestamp_embeddings(noise(2, 2, int(5.5 * SR)))
-    assert emb.shape == (2, 3, 64) and ts.shape == (2, 3)
-    assert torch.all(ts[0, 1:] > ts[0, :-1]) and ts[0, -1] <= 5500
+@pytest.mark.parametrize("strategy", ["mean", "cls"])
+@pytest.mark.parametrize("seconds, chunks", [(5.5, 3), (1.07, 1), (2.0, 1)])
+def test_mean_and_cls_give_one_vector_per_chunk(strategy, seconds, chunks):
+    rt = runtime(strategy)
+    emb, ts = rt.get_timestamp_embeddings(noise(2, 2, int(seconds * SR)))
+    assert emb.shape == (2, chunks, 64) and ts.shape == (2, chunks)
+    assert torch.all(ts[0, 1:] > ts[0, :-1]) and ts[0, -1] <= 1000 * seconds
 
 
 @pytest.mark.parametrize("bad, err, match", [
@@ -157,3 +159,15 @@ def test_runtime_stays_in_eval_mode():
     rt = runtime()
     rt.train()
     assert not rt.training and not rt.model.training
+
+
+def test_gram_m_cls_does_not_depend_on_the_audio_and_warns():
+    torch.manual_seed(0)
+    cfg = tiny_config(encoder="mamba", d_state=16, headdim=16)
+    with pytest.warns(UserWarning, match="does not depend on the audio"):
+        rt = GramRuntime(GramModel(cfg), "gram_m_patch", strategy="cls")
+    a, b = rt.get_scene_embeddings(noise(1, 2, SR, seed=1)), rt.get_scene_embeddings(noise(1, 2, SR, seed=2))
+    assert torch.allclose(a, b, atol=1e-6)
+    mean = GramRuntime(GramModel(cfg), "gram_m_patch", strategy="mean")
+    assert not torch.allclose(mean.get_scene_embeddings(noise(1, 2, SR, seed=1)),
+                              mean.get_scene_embeddings(noise(1, 2, SR, seed=2)), atol=1e-4)
