@@ -1,10 +1,6 @@
 """HEAR module: GRAM-T, 128x2 (frequency x time) patches: 100 tokens per 2 s chunk; raw output 768-d every 20 ms.
 
-    model = load_model()            # or load_model("model.safetensors"), load_model("owner/repo@rev")
-    emb, ts = get_timestamp_embeddings(audio, model)
-    scene = get_scene_embeddings(audio, model)
-
-Options and audio layouts: `hear_gram.runtime`.
+Usage as `hear_gram.gram_t_patch`.
 """
 
 from .runtime import hear_module
