@@ -1,0 +1,195 @@
+"""Nat-HEAR builder, localization tasks and DOA metrics (training/nathear.py, training/localization.py)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+sf = pytest.importorskip("soundfile")
+pytest.importorskip("scipy")
+pytest.importorskip("tqdm")
+
+from training import localization, nathear  # noqa: E402
+
+SPLITS = {"train": ["a.wav", "b.wav", "c.wav"], "valid": ["d.wav"], "test": ["e.wav", "f.wav"]}
+META = {"task_name": "toy", "version": "v1.0", "embedding_type": "scene", "prediction_type": "multiclass",
+        "split_mode": "trainvaltest", "sample_duration": 0.5, "evaluation": ["top1_acc"],
+        "splits": list(SPLITS)}
+
+
+def make_source(root, sr=16000, stereo=False):
+    """A mono (or stereo) HEAR task at `sr` only, 0.5 s clips (one shorter, to be padded)."""
+    rng = np.random.default_rng(0)
+    task = root / "toy-v1.0-full"
+    for split, names in SPLITS.items():
+        (task / str(sr) / split).mkdir(parents=True)
+        labels = {}
+        for i, n in enumerate(names):
+            t = np.arange(int(sr * (0.4 if n == "c.wav" else 0.5))) / sr
+            x = 0.3 * np.sin(2 * np.pi * (300 + 200 * i) * t) + 0.01 * rng.standard_normal(len(t))
+            sf.write(str(task / str(sr) / split / n), np.stack([x, x], 1) if stereo else x, sr, subtype="PCM_16")
+            labels[n] = ["low" if i % 2 else "high"]
+        (task / f"{split}.json").write_text(json.dumps(labels))
+    (task / "labelvocabulary.csv").write_text("idx,label\n0,high\n1,low\n")
+    (task / "task_metadata.json").write_text(json.dumps(META))
+    return task
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return nathear.make_synth(seed=0, rooms=8)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, synth):
+    root = tmp_path_factory.mktemp("nh")
+    src = make_source(root)
+    out = root / "out"
+    stats = nathear.build_task(src, out, seed=0, rooms=8, synth=synth, progress=False)
+    return src, out, stats
+
+
+def wav_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.wav"))}
+
+
+def test_same_splits_labels_and_format(built):
+    src, out, stats = built
+    assert stats["files"] == 6 and stats["rendered"] == 6 and stats["skipped"] == 0
+    meta = json.loads((out / "task_metadata.json").read_text())
+    assert meta["splits"] == META["splits"]
+    for k, v in META.items():  # everything heareval reads is unchanged
+        assert meta[k] == v
+    assert meta["num_channels"] == 2 and meta["naturalistic"]["source_sample_rate"] == 16000
+    assert meta["naturalistic"]["seed"] == 0 and meta["naturalistic"]["sample_rate"] == 32000
+    assert (out / "labelvocabulary.csv").read_text() == (src / "labelvocabulary.csv").read_text()
+    for split, names in SPLITS.items():
+        assert json.loads((out / f"{split}.json").read_text()) == json.loads((src / f"{split}.json").read_text())
+        assert sorted(os.listdir(out / "32000" / split)) == names  # no temporary files left
+        for n in names:
+            info = sf.info(str(out / "32000" / split / n))
+            assert (info.samplerate, info.channels, info.frames, info.subtype) == (32000, 2, 16000, "PCM_16")
+            x, _ = sf.read(str(out / "32000" / split / n))
+            assert np.abs(x).max() > 1e-3 and not np.allclose(x[:, 0], x[:, 1])  # binaural, not silence
+        scenes = [json.loads(line) for line in (out / "scenes" / f"{split}.jsonl").read_text().splitlines()]
+        assert sorted(s["file"] for s in scenes) == names
+        assert all(s["split"] == "test" and s["room_id"].startswith("test-") for s in scenes)  # held-out rooms
+        assert all(np.isclose(np.linalg.norm(s["direction"]), 1) and 5 <= s["snr_db"] <= 40 for s in scenes)
+    assert json.loads((out / "nathear.json").read_text())["complete"] is True
+    assert not (src / "32000").exists()  # the source is untouched
+
+
+def test_deterministic_and_seeded(built, synth, tmp_path):
+    src, out, _ = built
+    again = tmp_path / "again"
+    nathear.build_task(src, again, seed=0, rooms=8, synth=synth, progress=False)
+    assert wav_bytes(again) == wav_bytes(out)
+    other = tmp_path / "other"
+    nathear.build_task(src, other, seed=1, rooms=8, synth=synth, progress=False)
+    assert wav_bytes(other).keys() == wav_bytes(out).keys() and wav_bytes(other) != wav_bytes(out)
+
+
+def test_resume_skips_finished_files(built, synth, tmp_path):
+    src, out, _ = built
+    import shutil
+    part = tmp_path / "part"
+    shutil.copytree(out, part)
+    ref = wav_bytes(part)
+    (part / "32000" / "train" / "b.wav").unlink()  # an interrupted build: one file missing ...
+    (part / "task_metadata.json").unlink()
+    lines = (part / "scenes" / "test.jsonl").read_text().splitlines()
+    (part / "scenes" / "test.jsonl").write_text(lines[0] + "\n" + lines[1][:20])  # ... and a cut scene line
+    before = {p: os.stat(p).st_mtime_ns for p in part.rglob("*.wav")}
+    stats = nathear.build_task(src, part, seed=0, rooms=8, synth=synth, progress=False)
+    assert stats["rendered"] == 2 and stats["skipped"] == 4
+    assert wav_bytes(part) == ref
+    untouched = [p for p in before if p.name not in ("b.wav", "f.wav")]
+    assert all(os.stat(p).st_mtime_ns == before[p] for p in untouched)
+    assert (part / "task_metadata.json").exists()
+
+
+def test_refuses_source_and_foreign_folders(built, tmp_path):
+    src, out, _ = built
+    for bad in (src, src / "naturalistic", src.parent):
+        with pytest.raises(ValueError, match="refusing"):
+            nathear.build_task(src, bad, rooms=8, progress=False)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a Nat-HEAR build"):
+        nathear.build_task(src, foreign, rooms=8, progress=False)
+    with pytest.raises(FileExistsError, match="other settings"):
+        nathear.build_task(src, out, seed=5, rooms=8, progress=False)
+    assert nathear.main(["build", str(src), str(src), "--quiet"]) == 2
+
+
+def test_stereo_44k_source_and_task_folder(tmp_path, synth):
+    root = tmp_path / "tasks"
+    root.mkdir()
+    make_source(root, sr=44100, stereo=True)
+    stats = nathear.build(root, tmp_path / "nat", seed=0, rooms=8, synth=synth, progress=False)
+    assert list(stats) == ["toy-v1.0-full"]
+    info = sf.info(str(tmp_path / "nat" / "toy-v1.0-full" / "32000" / "test" / "e.wav"))
+    assert (info.samplerate, info.channels, info.frames) == (32000, 2, 16000)
+
+
+def test_localization_task(built, synth, tmp_path):
+    src, _, _ = built
+    out = tmp_path / "azi"
+    localization.make_task(src, out, kind="azimuth", seed=0, synth=synth, rooms=8, progress=False)
+    meta = json.loads((out / "task_metadata.json").read_text())
+    assert meta["prediction_type"] == "cartesian-regression" and meta["task_name"] == "toy_azimuth"
+    assert (out / "labelvocabulary.csv").read_text() == "idx,label\n"
+    for split, names in SPLITS.items():
+        labels = json.loads((out / f"{split}.json").read_text())
+        assert sorted(labels) == names
+        v = np.array(list(labels.values()))
+        assert v.shape == (len(names), 3) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+        assert np.allclose(v[:, 2], 0, atol=1e-6)  # horizontal plane
+        scenes = {json.loads(x)["file"]: json.loads(x) for x in (out / "scenes" / f"{split}.jsonl").read_text().split("\n") if x}
+        for n in names:
+            assert np.allclose(labels[n], scenes[n]["direction"], atol=1e-5)
+            assert np.isclose(scenes[n]["elevation_deg"], 0)
+
+
+def test_doa_metrics_are_nan_safe():
+    t = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], float)
+    p = np.array([[2, 0, 0], [0, 0, 1], [np.nan, 0, 0], [0, 0, 0]], float)
+    e = localization.doa_errors(p, t)
+    assert np.allclose(e, [0, 90, 180, 180])
+    s = localization.doa_summary(p, t)
+    assert s["doa_mean_deg"] == pytest.approx(112.5) and s["doa_median_deg"] == pytest.approx(135)
+    assert s["n_invalid"] == 2
+    assert localization.doa_errors([[-1, 0, 0]], [[1, 0, 0]])[0] == pytest.approx(180)
+    az, el = localization.az_el(np.array([[0, 1, 0], [0, 0, 1.0]]))
+    assert np.allclose(az[0], 90) and np.allclose(el[1], 90)
+
+
+def test_doa_evaluator_learns_and_plots(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        y = rng.standard_normal((n, 3))
+        y /= np.linalg.norm(y, axis=1, keepdims=True)
+        x = np.concatenate([y, 0.05 * rng.standard_normal((n, 13))], 1)
+        return x, y
+
+    d = {"train": data(200), "valid": data(50), "test": data(50)}
+    png = tmp_path / "doa.png"
+    r = localization.evaluate_doa(d, png=str(png), grid={"hidden": (0,), "lr": (1e-2,)}, max_epochs=200)
+    assert r["doa_mean_deg"] < 15 and r["doa_median_deg"] <= r["doa_mean_deg"] + 5 and r["n"] == 50
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mini_suite_subset(tmp_path):
+    out = tmp_path / "mini"
+    man = nathear.make_mini(out, "ci", seed=0, progress=False, tasks=("nh_pitch", "nh_azimuth"), sizes=(2, 1, 1))
+    assert sorted(os.listdir(out / "tasks")) == ["nh_azimuth", "nh_pitch"]
+    assert sorted(os.listdir(out / "dry")) == ["nh_events", "nh_pitch"]
+    assert set(man["tasks"]) == {"nh_pitch", "nh_azimuth"} and man["bytes_tasks"] > 0
+    assert json.loads((out / "manifest.json").read_text())["sizes"] == {"train": 2, "valid": 1, "test": 1}
+    vocab = (out / "tasks" / "nh_pitch" / "labelvocabulary.csv").read_text().splitlines()
+    assert vocab[0] == "idx,label" and [v.split(",")[0] for v in vocab[1:]] == [str(i) for i in range(len(vocab) - 1)]
+    info = sf.info(str(out / "tasks" / "nh_pitch" / "32000" / "train" / "nh_pitch_train_00000.wav"))
+    assert (info.samplerate, info.channels, info.frames) == (32000, 2, 32000)
