@@ -1,0 +1,194 @@
+"""training/train.py, data.py, export.py: loss falls, exact resume, NaN stop, 2-process gloo DDP, export round trip.
+
+All runs use the `ci` preset (a 64-wide GRAM-T on 2 clips x 4 crops of the smoke scene corpus): seconds each.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hear_gram.model import GramConfig
+from training import export as export_mod
+from training.data import CropStream, scene_config
+from training.train import CKPT_NAME, NonFiniteLoss, get_lr, main, read_checkpoint, resolve_config, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def ci(out_dir, *args):
+    return resolve_config(["--preset=ci", f"--out_dir={out_dir}", *args])
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    """One uninterrupted ci run of 16 steps (checkpoint every 8)."""
+    out = tmp_path_factory.mktemp("ci_run")
+    result = train(ci(out))
+    return out, result["losses"]
+
+
+def test_smoke_loss_falls(ci_run):
+    _, losses = ci_run
+    assert len(losses) == 16 and all(math.isfinite(x) for x in losses)
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < 0.9 * first, losses
+
+
+def test_resume_reproduces_uninterrupted_run(ci_run, tmp_path):
+    _, full = ci_run
+    first = train(ci(tmp_path, "--stop_at_step=8"))["losses"]
+    assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 8
+    # the CLI form: no preset, the config comes from the checkpoint; stop_at_step is not inherited
+    cfg = resolve_config([f"--out_dir={tmp_path}", "--resume"])
+    assert cfg["resume"] is True and cfg["stop_at_step"] == -1 and cfg["preset"] == "ci"
+    second = train(cfg)["losses"]
+    assert len(first) == 8 and len(second) == 8
+    torch.testing.assert_close(torch.tensor(first + second), torch.tensor(full), rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_a_different_run(ci_run, tmp_path):
+    out, _ = ci_run
+    with pytest.raises(ValueError, match="lr="):
+        train(ci(out, "--resume", "--lr=0.1"))
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
+    cfg = ci(tmp_path, "--ckpt_every=4", "--debug_nan_step=6")
+    with pytest.raises(NonFiniteLoss, match=r"at step 6.*last good checkpoint.*step 4"):
+        train(cfg)
+    ckpt = read_checkpoint(str(tmp_path / CKPT_NAME))
+    assert ckpt["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    # the script form exits with status 2 and a clear message, leaving the checkpoint alone
+    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
+    assert "non-finite loss" in capsys.readouterr().err
+    assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 4
+
+
+def test_ddp_two_gloo_processes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(REPO, "training", "train.py"), "--preset=ci", f"--out_dir={tmp_path}", "--max_steps=4",
+           "--ckpt_every=2", "--backend=gloo", "--device=cpu"]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ckpt = read_checkpoint(str(tmp_path / CKPT_NAME))
+    assert ckpt["step"] == 4 and ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
+    # per-rank data streams: different positions/seeds on the two ranks
+    a, b = (s["data"]["crops"] for s in ckpt["rng"])
+    assert not torch.equal(a, b)
+    assert not any(k.startswith("module.") for k in ckpt["model"])
+    log = [json.loads(x) for x in open(tmp_path / "log.jsonl")]
+    assert log[-1]["step"] == 4 and math.isfinite(log[-1]["loss"])
+
+
+def test_export_round_trip(ci_run, tmp_path):
+    run, _ = ci_run
+    info = export_mod.export(str(run), str(tmp_path / "export"))
+    assert info["max_abs_err"] == 0.0, info  # the same float32 computation on both sides
+    assert sorted(os.listdir(tmp_path / "export")) == ["config.json", "model.safetensors"]
+    cfg = json.load(open(tmp_path / "export" / "config.json"))
+    assert cfg["format"] == "hear_gram" and cfg["config"]["log_eps"] == 1e-5 and cfg["config"]["dim"] == 64
+    assert cfg["training"]["step"] == 16 and cfg["variant"] == "gram_t_patch"
+    import hear_gram.gram_t_patch as gtp
+
+    rt = gtp.load_model(str(tmp_path / "export"))
+    assert rt.model.config.log_eps == 1e-5  # inference uses the eps the weights were trained with
+    trained, _ = export_mod.load_training_model(str(run))
+    for k, v in trained.state_dict().items():
+        assert torch.equal(rt.model.state_dict()[k], v), k
+
+
+def test_push_to_hub_uploads_the_export_folder(ci_run, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    run, _ = ci_run
+    folder = str(tmp_path / "export")
+    export_mod.export(str(run), folder, verify=False)
+    calls = {}
+    monkeypatch.setenv("HF_TOKEN", "hf_dummy")
+
+    def fake_create(self, repo_id, **kw):
+        calls["create"] = (repo_id, kw.get("private"), self.token)
+
+    def fake_upload(self, repo_id, folder_path, **kw):  # no network: record what would be sent
+        calls["upload"] = (repo_id, sorted(os.listdir(folder_path)), kw.get("repo_type"))
+        return "https://huggingface.co/me/gram/commit/0"
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create)
+    monkeypatch.setattr(HfApi, "upload_folder", fake_upload)
+    assert export_mod.main([str(run), folder, "--push-to-hub", "me/gram", "--private", "--no-verify"]) == 0
+    assert calls["create"] == ("me/gram", True, "hf_dummy")
+    assert calls["upload"] == ("me/gram", ["config.json", "model.safetensors"], "model")
+    with pytest.raises(FileNotFoundError, match="not an export folder"):
+        export_mod.push_to_hub(str(tmp_path), "me/gram")
+
+
+def test_gram_m_trains_and_exports(tmp_path):
+    out = tmp_path / "run"
+    result = train(ci(out, "--variant=gram_m_patch", "--max_steps=3", "--warmup_steps=1"))
+    assert len(result["losses"]) == 3 and all(math.isfinite(x) for x in result["losses"])
+    info = export_mod.export(str(out), str(tmp_path / "export"))
+    assert info["variant"] == "gram_m_patch" and info["max_abs_err"] == 0.0
+
+
+def test_tensorboard_and_reconstruction_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    train(ci(tmp_path, "--max_steps=2", "--image_every=2", "--tensorboard"))
+    assert (tmp_path / "images" / "step_0000002.png").stat().st_size > 1000
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "tb"))
+
+
+def test_config_resolution_and_errors():
+    cfg = resolve_config(["--preset", "smoke", "--model.dim=96", "--clips=3", "--lr=1", "--resume=False"])
+    assert cfg["model"]["dim"] == 96 and cfg["model"]["log_eps"] == 1e-5 and cfg["model"]["depth"] == 2
+    assert cfg["clips"] == 3 and cfg["lr"] == 1.0 and isinstance(cfg["lr"], float)
+    assert cfg["scene_preset"] == "smoke" and cfg["crops_per_clip"] == 8 and cfg["betas"] == (0.9, 0.95)
+    paper = resolve_config(["--preset=paper"])
+    assert (paper["clips"], paper["crops_per_clip"], paper["max_steps"], paper["warmup_steps"]) == (32, 16, 500_000,
+                                                                                                  10_000)
+    assert resolve_config(["--preset=gram_m_time"])["variant"] == "gram_m_time"
+    with pytest.raises(ValueError, match="unknown config key 'nope'"):
+        resolve_config(["--nope=1"])
+    with pytest.raises(ValueError, match="model fields"):
+        resolve_config(["--model.nope=1"])
+    with pytest.raises(TypeError, match="clips='four'"):
+        resolve_config(["--clips=four"])
+    with pytest.raises(TypeError, match="expected int"):
+        resolve_config(["--clips=2.5"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_config(["--preset=nope"])
+
+
+def test_lr_schedule():
+    assert get_lr(0, 1.0, 10, 110) == 0.0
+    assert get_lr(5, 1.0, 10, 110) == 0.5
+    assert get_lr(10, 1.0, 10, 110) == 1.0
+    assert abs(get_lr(60, 1.0, 10, 110) - 0.5) < 1e-12
+    assert abs(get_lr(110, 1.0, 10, 110, min_lr=0.1) - 0.1) < 1e-12
+
+
+def test_crop_stream_shapes_masks_and_state():
+    mcfg = GramConfig(dim=64, depth=1, num_heads=4, mlp_dim=64, decoder_dim=32, decoder_depth=1, log_eps=1e-5)
+    from hear_gram.features import LogMel
+
+    mel = LogMel(log_eps=1e-5)
+    s = CropStream(scene_config("smoke"), mcfg, clips=1, crops_per_clip=4, seed=3, rank=1)
+    state = s.state_dict()
+    x, mask = s.next_batch(mel)
+    assert x.shape == (4, 2, 200, 128) and x.dtype == torch.float32 and torch.isfinite(x).all()
+    assert mask.shape == (4, 200) and (mask.sum(1) == 160).all()
+    s.load_state_dict(state)
+    x2, mask2 = s.next_batch(mel)
+    assert torch.equal(x, x2) and torch.equal(mask, mask2)
+    with pytest.raises(ValueError, match="unknown SceneConfig fields"):
+        scene_config("smoke", {"nope": 1})
