@@ -300,6 +300,8 @@ def train(cfg: dict) -> dict:
         dev_name = f"cuda:{local_rank}"
     device = torch.device(dev_name)
     if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as the official run
     if ddp:
