@@ -182,14 +182,34 @@ def test_doa_evaluator_learns_and_plots(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_mini_suite_subset(tmp_path):
-    out = tmp_path / "mini"
-    man = nathear.make_mini(out, "ci", seed=0, progress=False, tasks=("nh_pitch", "nh_azimuth"), sizes=(2, 1, 1))
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite") / "mini"
+    return out, nathear.make_mini(out, "ci", seed=0, progress=False, tasks=("nh_pitch", "nh_azimuth"),
+                                  sizes=(4, 2, 2))
+
+
+def test_mini_suite_subset(mini):
+    out, man = mini
     assert sorted(os.listdir(out / "tasks")) == ["nh_azimuth", "nh_pitch"]
     assert sorted(os.listdir(out / "dry")) == ["nh_events", "nh_pitch"]
     assert set(man["tasks"]) == {"nh_pitch", "nh_azimuth"} and man["bytes_tasks"] > 0
-    assert json.loads((out / "manifest.json").read_text())["sizes"] == {"train": 2, "valid": 1, "test": 1}
+    assert json.loads((out / "manifest.json").read_text())["sizes"] == {"train": 4, "valid": 2, "test": 2}
     vocab = (out / "tasks" / "nh_pitch" / "labelvocabulary.csv").read_text().splitlines()
     assert vocab[0] == "idx,label" and [v.split(",")[0] for v in vocab[1:]] == [str(i) for i in range(len(vocab) - 1)]
     info = sf.info(str(out / "tasks" / "nh_pitch" / "32000" / "train" / "nh_pitch_train_00000.wav"))
     assert (info.samplerate, info.channels, info.frames) == (32000, 2, 32000)
+
+
+def test_report_table(mini, tmp_path):
+    from training import report
+    out, man = mini
+    cols = {"log-mel": report.logmel_embedder(),
+            "random tiny": report.random_embedder("gram_t_patch", "tiny", str(tmp_path / "w"))}
+    res = report.evaluate(out, cols, png_dir=str(tmp_path), progress=lambda s: None)
+    assert set(res) == {"nh_pitch", "nh_azimuth"}
+    assert res["nh_pitch"]["log-mel"]["dim"] == 512 and 0 <= res["nh_pitch"]["random tiny"]["top1_acc"] <= 1
+    assert np.isfinite(res["nh_azimuth"]["log-mel"]["doa_mean_deg"])
+    md = report.table(res, list(cols), man)
+    assert md.count("\n| nh_") == 2 and "top-1 accuracy" in md and "DOA error" in md and "Probes:" in md
+    assert (tmp_path / "nh_azimuth-log-mel.png").exists()
