@@ -20,11 +20,14 @@ sequence is one chunk and there is no loop at all.  `ssd_ref` is the plain seque
 Kernels.  On CUDA, when `mamba_ssm` is importable, the mixer can instead call mamba_ssm's kernels
 with the same parameters: the fused `mamba_split_conv1d_scan_combined` (what the official model
 runs; it needs causal_conv1d's CUDA extension), else the Triton scan `mamba_chunk_scan_combined`
-between torch conv/norm/projections.
-The choice is made once per mixer: `use_kernels=True/False`, or `None` = the environment variable
-`HEAR_GRAM_MAMBA_KERNELS` (0/1) if set, else "yes if CUDA is available and mamba_ssm imports".
-The kernel is only used for CUDA inputs; CPU inputs always take the pure path.  mamba_ssm is
-imported lazily, so this file imports on machines without Triton or CUDA.
+between torch conv/norm/projections.  They are opt-in: `use_kernels=True`, or `use_kernels=None`
+(the default) with the environment variable `HEAR_GRAM_MAMBA_KERNELS=1`; otherwise the pure path
+runs.  At GRAM's lengths (<= 201 tokens, one SSD chunk) the pure path was the faster one on an H100
+(24-layer forward of (8, 201, 768): 22 vs 33 ms fp32, 28 vs 38 ms bf16 autocast; bf16 training
+step of (512, 41, 768): 265 vs 328 ms, Triton scan route) and the more exact one (fp32 rel err
+1e-7 vs 3e-5); benchmarks/gpu_mamba_check.py re-measures both.  The choice is made once per
+mixer; the kernel is only used for CUDA inputs (CPU inputs always take the pure path).  mamba_ssm
+is imported lazily, so this file imports on machines without Triton or CUDA.
 
 Dtypes.  Parameters may be float32/float64/bfloat16; autocast is supported.  The scan, softplus,
 both RMSNorms and the residual stream run in float32 (float64 for float64 inputs), as in
@@ -263,9 +266,7 @@ def _resolve_use_kernels(use_kernels: Optional[bool]) -> bool:
         env = os.environ.get(KERNEL_ENV, "").strip()
         if env not in ("", "0", "1"):
             raise ValueError(f"{KERNEL_ENV} must be 0 or 1, got {env!r}")
-        if env == "":
-            return kernels_available()
-        use_kernels = env == "1"
+        use_kernels = env == "1"  # unset: the pure path (faster at GRAM's lengths, see above)
     if use_kernels and _load_kernel() is None:
         raise ImportError("use_kernels=True (or HEAR_GRAM_MAMBA_KERNELS=1) needs mamba_ssm>=2.2 "
                           "with its Triton kernels; install the 'mamba' extra or use the pure path")

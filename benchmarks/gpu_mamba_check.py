@@ -1,0 +1,229 @@
+"""GPU check of GRAM-M's Mamba2 encoder: pure-PyTorch path vs mamba_ssm kernel path.
+
+    python benchmarks/gpu_mamba_check.py [--mamba-src DIR] [--fixtures DIR] [--batch 64] [--train-batch 128]
+    bash benchmarks/gpu_mamba_check.sh [CARRY_DIR]          # fresh GPU box: installs carried wheels first
+
+Checks (each asserted; the script exits 1 if any fails or the kernels do not import):
+  1. full-size random-weight encoder (24 layers, (8, 201, 768)):
+       float32            kernel vs pure rel <= 1e-4  (mamba_ssm's Triton matmuls run at TF32
+                          precision; pure vs float64 ~1e-7)
+       bf16 autocast      kernel vs float64 rel <= 2 x (pure vs float64) + 1e-3 (random weights
+                          through 24 layers: each path ~3e-3 from float64, so no fixed 2e-3 on
+                          kernel vs pure; the fixed bound is in check 2, on the official weights)
+     and input/parameter gradients, float32: worst per-tensor rel <= 1e-3;
+  2. official fixture gramm_frame (if found), chunk_mean of each path vs the recorded official output:
+       float32 rel <= 1e-4, bf16 autocast rel <= 2e-3.
+  rel = ||a - b|| / ||b||.  PyTorch's own TF32 is switched off so that "pure float32" is float32.
+Speed (printed, not asserted), random weights, chunks of 2 s binaural log-mel, for both paths:
+  inference  GramModel.forward_features on `--batch` chunks, float32 and bf16 autocast;
+  training   forward + masked-MSE + backward + AdamW step on `--train-batch` chunks (80 % masked), bf16.
+hear_gram's default is the pure path (hear_gram/mamba2.py docstring); these numbers are what justify it.
+
+mamba_ssm: its Triton kernels are all this needs (no CUDA extension).  Either an installed mamba_ssm
+(a wheel with its extensions, `pip install --no-deps mamba_ssm-*.whl`), or `--mamba-src DIR` where
+DIR/mamba_ssm is the package's source folder (e.g. from `pip download --no-deps --no-binary :all:
+mamba_ssm==2.2.5` or a git checkout, `mamba_ssm/` subfolder): it is then imported as a bare package,
+skipping mamba_ssm/__init__.py, which would import the compiled selective_scan_cuda.  The kernels
+also need `einops` (carry its wheel).  causal_conv1d, when installed, makes hear_gram use the fused
+kernel instead of the Triton scan; the route taken is printed.
+Fixtures: `--fixtures DIR` holding official_checkpoint.py and gramm_frame_* (default:
+$HEAR_GRAM_FIXTURES or ../shared/fixtures/official, as tests/conftest.py).
+"""
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+import types
+
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+TOL = {"fp32": 1e-4, "bf16": 2e-3, "grad": 1e-3}
+FAILURES = []
+
+
+def check(name, value, tol):
+    ok = value <= tol
+    print(f"  {'ok  ' if ok else 'FAIL'} {name}: {value:.2e} (<= {tol:.0e})", flush=True)
+    if not ok:
+        FAILURES.append(name)
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def import_mamba(src):
+    """Make `mamba_ssm.ops.triton.ssd_combined` importable, from `src` (DIR/mamba_ssm) if needed."""
+    try:
+        import mamba_ssm.ops.triton.ssd_combined  # noqa: F401
+        return "installed"
+    except ImportError as e:
+        if not src:
+            return f"not importable ({e})"
+    for k in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
+        del sys.modules[k]
+    pkg = types.ModuleType("mamba_ssm")
+    pkg.__path__ = [os.path.join(os.path.abspath(src), "mamba_ssm")]
+    sys.modules["mamba_ssm"] = pkg
+    try:
+        import mamba_ssm.ops.triton.ssd_combined  # noqa: F401,F811
+        return f"source {pkg.__path__[0]}"
+    except ImportError as e:
+        return f"not importable from {src} ({e})"
+
+
+def set_kernels(module, on):
+    from hear_gram.mamba2 import Mamba2Mixer
+    for m in module.modules():
+        if isinstance(m, Mamba2Mixer):
+            m.use_kernels = on
+
+
+def timed(fn, warmup=2, reps=5):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) / reps
+
+
+def autocast(dt):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dt == "bf16")
+
+
+def parity_random(paths):
+    from hear_gram.mamba2 import MambaEncoder
+    print("1. random-weight encoder, 24 layers, (8, 201, 768): kernel vs pure", flush=True)
+    torch.manual_seed(0)
+    enc = MambaEncoder(use_kernels=False).cuda().eval()
+    x = torch.randn(8, 201, 768, device="cuda")
+    with torch.no_grad():
+        ref64 = enc.double()(x.double())
+        enc.float()
+        out = {}
+        for p in paths:
+            set_kernels(enc, p == "kernel")
+            for dt in ("fp32", "bf16"):
+                with autocast(dt):
+                    out[p, dt] = enc(x).float()
+                print(f"  {p:6s} {dt}: rel vs float64 {rel(out[p, dt], ref64):.2e}", flush=True)
+    if "kernel" in paths:
+        check("fp32 output kernel vs pure", rel(out["kernel", "fp32"], out["pure", "fp32"]), TOL["fp32"])
+        print(f"  bf16 output kernel vs pure: {rel(out['kernel', 'bf16'], out['pure', 'bf16']):.2e}")
+        check("bf16 output kernel vs float64", rel(out["kernel", "bf16"], ref64),
+              2 * rel(out["pure", "bf16"], ref64) + 1e-3)
+        grads = {}
+        for p in paths:
+            set_kernels(enc, p == "kernel")
+            enc.zero_grad()
+            xg = x[:4].clone().requires_grad_(True)
+            enc(xg).pow(2).mean().backward()
+            grads[p] = [xg.grad] + [q.grad.clone() for q in enc.parameters()]
+        names = ["input"] + [n for n, _ in enc.named_parameters()]
+        errs = [(rel(a, b), n) for a, b, n in zip(grads["kernel"], grads["pure"], names)]
+        worst = max(errs)
+        check(f"fp32 gradients kernel vs pure (worst: {worst[1]})", worst[0], TOL["grad"])
+    del enc
+    torch.cuda.empty_cache()
+
+
+def parity_fixture(paths, folder):
+    path = os.path.join(folder, "official_checkpoint.py")
+    if not os.path.exists(path):
+        print(f"2. official fixture: not found at {folder}, skipped", flush=True)
+        return
+    from hear_gram.checkpoint import load_into
+    from hear_gram.model import VARIANTS, GramModel
+    spec = importlib.util.spec_from_file_location("official_checkpoint", path)
+    oc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oc)
+    print("2. official fixture gramm_frame, chunk_mean vs recorded official output", flush=True)
+    model = GramModel(VARIANTS["gram_m_patch"].config)
+    load_into(model, oc.state_dict("gramm_frame", folder))
+    model = model.cuda().eval()
+    e = oc.expected("gramm_frame", folder)
+    logmel, ref = e["chunk_logmel"].cuda(), e["chunk_mean"].cuda()
+    for p in paths:
+        set_kernels(model, p == "kernel")
+        for dt in ("fp32", "bf16"):
+            with torch.no_grad(), autocast(dt):
+                got = model.pool(model.forward_features(logmel), "mean").float()
+            check(f"{p} {dt} chunk_mean vs official", rel(got, ref), TOL[dt])
+    del model
+    torch.cuda.empty_cache()
+
+
+def speed(paths, batch, train_batch):
+    from hear_gram.model import VARIANTS, GramModel
+    torch.manual_seed(0)
+    model = GramModel(VARIANTS["gram_m_patch"].config).cuda()
+    c = model.config
+    logmel = torch.randn(max(batch, train_batch), c.in_channels, c.chunk_frames, c.n_mels, device="cuda")
+    n, k = c.n_tokens, round(c.n_tokens * c.mask_ratio)
+    mask = torch.zeros(train_batch, n, dtype=torch.bool, device="cuda")
+    mask.scatter_(1, torch.rand(train_batch, n, device="cuda").argsort(1)[:, :k], True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    print(f"3. speed, gram_m_patch, random weights ({torch.cuda.get_device_name()})", flush=True)
+    print("| path | inference fp32 chunks/s | inference bf16 chunks/s | train step bf16 chunks/s | train ms |")
+    print("|---|---|---|---|---|")
+    for p in paths:
+        set_kernels(model, p == "kernel")
+        row = []
+        model.eval()
+        for dt in ("fp32", "bf16"):
+            def fwd():
+                with torch.no_grad(), autocast(dt):
+                    model.forward_features(logmel[:batch])
+            row.append(batch / timed(fwd))
+        model.train()
+
+        def step():
+            with autocast("bf16"):
+                loss = model(logmel[:train_batch], mask)[0]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        t = timed(step, warmup=2, reps=3)
+        print(f"| {p} | {row[0]:.0f} | {row[1]:.0f} | {train_batch / t:.0f} | {t * 1e3:.0f} |", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mamba-src", default=os.environ.get("MAMBA_SSM_SRC"),
+                    help="folder holding the mamba_ssm package source (DIR/mamba_ssm)")
+    ap.add_argument("--fixtures", default=os.environ.get(
+        "HEAR_GRAM_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures", "official")))
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--skip-speed", action="store_true")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("gpu_mamba_check: CUDA is not available")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    how = import_mamba(a.mamba_src)
+    from hear_gram import mamba2 as m2
+    routes = sorted(k for k in m2._load_kernels() if k != "loaded")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}; mamba_ssm: {how}; "
+          f"kernel route: {'fused' if 'fused' in routes else 'Triton scan' if routes else 'none'}", flush=True)
+    paths = ["pure"] + (["kernel"] if m2.kernels_available() else [])
+    if len(paths) == 1:
+        FAILURES.append("mamba_ssm kernels not importable")
+    parity_random(paths)
+    parity_fixture(paths, a.fixtures)
+    if not a.skip_speed:
+        speed(paths, a.batch, a.train_batch)
+    print("FAILED: " + "; ".join(FAILURES) if FAILURES else "all checks passed", flush=True)
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
