@@ -24,7 +24,7 @@ $(HEARVENV)/.installed: heareval_env/setup.sh
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/hear-gram smoke --variant gram_t_patch
+	$(VENV)/bin/python training/demo.py --out out/demo
 
 test: $(VENV)/.installed $(HEARVENV)/.installed
 	HEAR_GRAM_HEAREVAL_PY=$(abspath $(HEARVENV))/bin/python $(VENV)/bin/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -1,0 +1,29 @@
+"""The main job (`make demo` = training/demo.py) end to end at its CI size."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+import hear_gram.gram_t_patch as gram
+
+from conftest import REPO
+
+
+def test_demo_ci_profile_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, os.path.join(REPO, "training", "demo.py"), "--profile", "ci",
+                        "--out", str(out)], capture_output=True, text=True, timeout=1800)
+    print(r.stdout[-3000:], r.stderr[-3000:])
+    assert r.returncode == 0
+    report = (out / "report.md").read_text()
+    assert "log-mel" in report.lower() and "trained" in report.lower()
+    results = json.loads((out / "results.json").read_text())
+    assert results
+    model = gram.load_model(str(out / "weights"))  # the export loads strictly into hear_gram
+    z = np.load(out / "demo_embeddings.npz")
+    assert z["scene"].shape == (len(z["files"]), model.scene_embedding_size) and len(z["files"]) > 0
+    assert np.isfinite(z["scene"]).all()
+    assert "| total |" in r.stdout and str(out / "weights") in r.stdout
