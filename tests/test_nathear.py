@@ -147,7 +147,8 @@ def test_localization_task(built, synth, tmp_path):
         v = np.array(list(labels.values()))
         assert v.shape == (len(names), 3) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
         assert np.allclose(v[:, 2], 0, atol=1e-6)  # horizontal plane
-        scenes = {json.loads(x)["file"]: json.loads(x) for x in (out / "scenes" / f"{split}.jsonl").read_text().split("\n") if x}
+        lines = (out / "scenes" / f"{split}.jsonl").read_text().splitlines()
+        scenes = {json.loads(x)["file"]: json.loads(x) for x in lines}
         for n in names:
             assert np.allclose(labels[n], scenes[n]["direction"], atol=1e-5)
             assert np.isclose(scenes[n]["elevation_deg"], 0)

@@ -329,6 +329,8 @@ def make_dry_task(out: Path, task: str, sizes, seed: int, eng=None, progress: bo
     """A mono 32 kHz HEAR scene/multiclass task of the mini suite (trainvaltest)."""
     import soundfile as sf
     from tqdm import tqdm
+
+    from .sources import rms_normalize
     dur, evaluation, desc = DRY_TASKS[task]
     out.mkdir(parents=True, exist_ok=True)
     labels_all = set()
@@ -341,7 +343,6 @@ def make_dry_task(out: Path, task: str, sizes, seed: int, eng=None, progress: bo
             name = f"{task}_{split}_{i:05d}.wav"
             rng = np.random.default_rng([seed, zlib.crc32(task.encode()), s_i, i])
             x, label = dry_clip(task, int(order[i]), rng, eng)
-            from .sources import rms_normalize
             x = rms_normalize(x, -20.0)
             x = x * min(1.0, 0.99 / (float(np.abs(x).max()) + 1e-12))
             sf.write(str(folder / name), x, SR, subtype="PCM_16")

@@ -137,7 +137,8 @@ def main(argv=None) -> int:
             cols[f"trained ({Path(a.weights).name})"] = localization.gram_embedder(a.module, a.weights)
         t0 = time.perf_counter()
         res = evaluate(a.suite, cols, a.png_dir, progress=lambda s: print(s, file=sys.stderr))
-    md = table(res, list(cols), manifest) + f"\nModule: hear_gram.{a.module}; report time {time.perf_counter() - t0:.0f} s.\n"
+    md = table(res, list(cols), manifest)
+    md += f"\nModule: hear_gram.{a.module}; report time {time.perf_counter() - t0:.0f} s.\n"
     print(md)
     if a.out:
         Path(a.out).write_text(md)
