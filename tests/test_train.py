@@ -51,6 +51,15 @@ def test_resume_reproduces_uninterrupted_run(ci_run, tmp_path):
     torch.testing.assert_close(torch.tensor(first + second), torch.tensor(full), rtol=0, atol=1e-6)
 
 
+def test_scene_workers_resume_exactly(tmp_path):
+    """Background scene synthesis (data_workers=2): deterministic, and resumable mid-stream."""
+    args = ["--max_steps=4", "--ckpt_every=2", "--data_workers=2"]
+    full = train(ci(tmp_path / "full", *args))["losses"]
+    first = train(ci(tmp_path / "half", *args, "--stop_at_step=2"))["losses"]
+    second = train(resolve_config([f"--out_dir={tmp_path / 'half'}", "--resume"]))["losses"]
+    assert len(full) == 4 and first + second == full
+
+
 def test_resume_refuses_a_different_run(ci_run, tmp_path):
     out, _ = ci_run
     with pytest.raises(ValueError, match="lr="):

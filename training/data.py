@@ -19,7 +19,13 @@ Per-rank data: every rank builds the same BRIR bank and embedded source pool (se
 do not depend on the world size), but draws its scenes, crops and masks from its own stream seeded by
 (seed, rank): ranks see disjoint random draws (the sampling is with replacement, so this is the sharding).
 `state_dict()` / `load_state_dict()` capture the exact position of both streams for `--resume`.
+
+`workers=W > 0` moves scene synthesis (CPU work, ~0.15 s per 10 s clip; it bounds a GPU step) into W
+background processes that take turns making whole batches, each with its own draw stream (seed, rank, w): the
+stream differs from W = 0 but is just as deterministic and resumable (same W required).
 """
+
+import queue
 
 import numpy as np
 import torch
@@ -47,17 +53,25 @@ class CropStream:
     """Endless stream of (log-mel crops, masks) for one rank; see the module docstring."""
 
     def __init__(self, scenes: SceneConfig, model_cfg: GramConfig, clips: int, crops_per_clip: int,
-                 input_frames: int = 1024, seed: int = 0, rank: int = 0, device="cpu"):
+                 input_frames: int = 1024, seed: int = 0, rank: int = 0, device="cpu", workers: int = 0):
         if input_frames < model_cfg.chunk_frames:
             raise ValueError(f"input_frames={input_frames} is shorter than a {model_cfg.chunk_frames}-frame crop")
         self.cfg, self.clips, self.k, self.input_frames = model_cfg, clips, crops_per_clip, input_frames
         self.device = torch.device(device)
-        self.synth = SceneSynth(scenes, seed=seed, device=self.device, split="train")
-        # The synthesizer's own draw stream is replaced by a per-rank one: the bank and pool stay shared.
         ss = np.random.SeedSequence([seed, rank])
         scene_ss, crop_ss = ss.spawn(2)
-        self.synth.rng = np.random.default_rng(scene_ss)
         self.gen = torch.Generator().manual_seed(int(crop_ss.generate_state(1, np.uint64)[0] >> 1))
+        # with workers, this synthesizer is their template (they render on the CPU)
+        self.synth = SceneSynth(scenes, seed=seed, device="cpu" if workers else self.device, split="train")
+        # The synthesizer's own draw stream is replaced by a per-rank one: the bank and pool stay shared.
+        self.synth.rng = np.random.default_rng(scene_ss)
+        self.workers = None
+        if workers:
+            # Scene synthesis is CPU work (~0.15 s per clip); `workers` forked copies of the synthesizer (same
+            # bank and source pool) make whole batches in turn: batch i comes from worker i % workers, each
+            # with its own draw stream (seed, rank, 1 + w).
+            self.workers = SceneWorkers(self.synth, clips, [np.random.SeedSequence([seed, rank, 1 + w])
+                                                             for w in range(workers)])
 
     @property
     def crops(self) -> int:
@@ -66,7 +80,10 @@ class CropStream:
     @torch.no_grad()
     def logmels(self, melspec) -> torch.Tensor:
         """(clips, C, input_frames, n_mels) float32 log-mels of fresh scenes."""
-        audio, _ = self.synth.sample(self.clips)  # (B, 2, 320000)
+        if self.workers is not None:
+            audio = self.workers.next().to(self.device)  # (B, 2, 320000)
+        else:
+            audio, _ = self.synth.sample(self.clips)  # (B, 2, 320000)
         if self.cfg.in_channels == 1:
             audio = audio.mean(dim=1, keepdim=True)
         elif self.cfg.in_channels != audio.shape[1]:
@@ -94,8 +111,94 @@ class CropStream:
 
     # -- exact data position for --resume --------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"scenes": self.synth.rng.bit_generator.state, "crops": self.gen.get_state()}
+        scenes = self.workers.state_dict() if self.workers is not None else self.synth.rng.bit_generator.state
+        return {"scenes": scenes, "crops": self.gen.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.synth.rng.bit_generator.state = state["scenes"]
+        if self.workers is not None:
+            self.workers.load_state_dict(state["scenes"])
+        else:
+            self.synth.rng.bit_generator.state = state["scenes"]
         self.gen.set_state(state["crops"])
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+
+
+def _scene_worker(synth, clips, state, out, stop):
+    """Worker process: batches of `clips` scenes (CPU tensors) with the draw state after each batch."""
+    torch.set_num_threads(1)
+    out.cancel_join_thread()  # exit at stop even with unread batches in the queue
+    synth.rng = np.random.default_rng()
+    synth.rng.bit_generator.state = state
+    while not stop.is_set():
+        audio, _ = synth.sample(clips)
+        item = (audio, synth.rng.bit_generator.state)
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.5)
+                break
+            except queue.Full:
+                pass
+
+
+class SceneWorkers:
+    """Background scene synthesis in `len(seeds)` processes, consumed round-robin in a fixed order, so the
+    stream is deterministic and its position (each worker's state after its last consumed batch, and whose
+    turn is next) restarts exactly.  Started lazily, at the first batch, from that position.
+
+    Workers are forked (as torch's DataLoader does on Linux): they inherit the synthesizer with its BRIR bank
+    and source pool, so they draw from exactly the sources of the parent, and they never touch CUDA."""
+
+    def __init__(self, synth: SceneSynth, clips: int, seeds: list, prefetch: int = 2):
+        assert synth.device.type == "cpu", "scene workers render on the CPU"
+        self.synth, self.clips, self.prefetch = synth, clips, prefetch
+        self.states = [np.random.default_rng(s).bit_generator.state for s in seeds]
+        self.turn, self.procs = 0, None
+
+    def _start(self):
+        import torch.multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self.stop = ctx.Event()
+        self.queues = [ctx.Queue(self.prefetch) for _ in self.states]
+        self.procs = [ctx.Process(target=_scene_worker, args=(self.synth, self.clips, st, q, self.stop), daemon=True)
+                      for st, q in zip(self.states, self.queues)]
+        for p in self.procs:
+            p.start()
+
+    def next(self) -> torch.Tensor:
+        if self.procs is None:
+            self._start()
+        w = self.turn
+        while True:
+            try:
+                audio, state = self.queues[w].get(timeout=10)
+                break
+            except queue.Empty:  # check the worker is alive, then wait on
+                if not self.procs[w].is_alive():
+                    raise RuntimeError(f"scene worker {w} died (exit code {self.procs[w].exitcode})") from None
+        self.states[w], self.turn = state, (w + 1) % len(self.states)
+        return audio.clone()  # own the memory: the worker's shared block is released
+
+    def state_dict(self) -> dict:
+        return {"workers": list(self.states), "turn": self.turn}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["workers"]) != len(self.states):
+            raise ValueError(f"checkpoint has {len(state['workers'])} scene workers, this run {len(self.states)}")
+        self.close()
+        self.states, self.turn = list(state["workers"]), state["turn"]
+
+    def close(self) -> None:
+        if self.procs is None:
+            return
+        self.stop.set()  # workers notice within 0.5 s; queued batches are dropped with the queues
+        for p in self.procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.terminate()
+        for q in self.queues:
+            q.close()
+        self.procs = None

@@ -66,6 +66,7 @@ DEFAULTS = dict(
     clips=32,
     crops_per_clip=16,
     input_frames=1024,
+    data_workers=0,  # background scene-synthesis processes per rank (0 = in the loop; changes the draw streams)
     # optimisation (gram_spec §7.4)
     max_steps=500_000,
     lr=2e-4,
@@ -315,6 +316,7 @@ def train(cfg: dict) -> dict:
              "bfloat16": torch.bfloat16}[cfg["dtype"]]
     autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext())
     out_dir, ckpt_path = cfg["out_dir"], os.path.join(cfg["out_dir"], CKPT_NAME)
+    stream = None
     try:
         # -- resume: the checkpoint must describe the same run
         ckpt = read_checkpoint(ckpt_path) if cfg["resume"] else None
@@ -330,7 +332,8 @@ def train(cfg: dict) -> dict:
         if mcfg.encoder == "mamba":  # kept for the official key set, never used in forward (gram_spec §3.2)
             raw_model.encoder_norm.requires_grad_(False)
         stream = CropStream(scene_config(cfg["scene_preset"], cfg["scene"]), mcfg, cfg["clips"],
-                            cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=rank, device=device)
+                            cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=rank, device=device,
+                            workers=cfg["data_workers"])
         params = [p for p in raw_model.parameters() if p.requires_grad]  # no parameter groups (§7.4)
         optimizer = torch.optim.AdamW(params, lr=cfg["lr"], betas=cfg["betas"], weight_decay=cfg["weight_decay"],
                                       **({"fused": True} if device.type == "cuda" else {}))
@@ -438,6 +441,8 @@ def train(cfg: dict) -> dict:
             writer.close()
         return {"step": step, "losses": losses, "out_dir": out_dir}
     finally:
+        if stream is not None:
+            stream.close()
         if ddp:
             dist.destroy_process_group()
 

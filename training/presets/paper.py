@@ -10,6 +10,7 @@ scene_preset = "default"
 clips = 32
 crops_per_clip = 16
 input_frames = 1024
+data_workers = 8  # scene synthesis processes per rank: a GPU step is data-bound without them (benchmarks/train_step.py)
 max_steps = 500_000
 warmup_steps = 10_000
 lr = 2e-4

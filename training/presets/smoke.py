@@ -7,6 +7,7 @@ model = dict(dim=128, depth=2, num_heads=4, mlp_dim=256, decoder_dim=64, decoder
              d_state=32, headdim=32)
 scene_preset = "smoke"
 clips = 4
+data_workers = 0  # 2-core CPU: synthesis in the loop
 crops_per_clip = 8
 max_steps = 120
 warmup_steps = 10
