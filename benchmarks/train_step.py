@@ -1,0 +1,157 @@
+"""Training-step time and crops/s of training/train.py's step, against a FLOP floor.
+
+    python benchmarks/train_step.py                                  # CPU: smoke model, then full GRAM-T patch
+    python benchmarks/train_step.py --configs gram_t_patch --clips 32 --crops 16 --steps 5 --device cuda
+
+Per configuration it times, separately, (a) data: scene synthesis + log-mel + crops + masks (training/data.py)
+and (b) compute: forward + backward + grad clip + AdamW step (bf16 autocast on CUDA, float32 on CPU), then
+reports step time = data + compute (the loop runs them in series), crops/s, achieved GFLOP/s of the compute
+part, and what bounds the step:
+  data     - data time > compute time;
+  compute  - achieved GFLOP/s >= 40 % of the device's measured dense-GEMM rate (same dtype);
+  overhead - otherwise (kernel launches, Python, memory-bound ops: small models, small batches).
+
+FLOPs per crop (forward; 1 multiply-add = 2 FLOPs; forward + backward = 3 x forward), with N tokens per crop,
+Nv = 1 + N - n_masked visible tokens + CLS, P = C * fs * ts values per patch:
+  patch embed                2 N P D           (the conv runs on all tokens before masking)
+  ViT encoder, per block     2 Nv (4 D^2 + 2 D M) + 4 Nv^2 D        (M = mlp_dim)
+  Mamba2 encoder, per block  2 Nv D (2 Di + 2 S + H) + 2 Nv Di D + 2 Nv^2 (Di + S)  (Di = expand D, S = d_state,
+                             H = heads; the last term is the quadratic SSD form; an estimate)
+  decoder embed              2 Nv D Dd
+  MW-MAE decoder, per block  2 N (4 Dd^2 + 8 Dd^2) + 4 N^2 Dd       (windowed heads run as masked dense attention)
+  prediction head            2 N Dd P
+GRAM-T patch (D 768, 12 blocks, Dd 512, 8 blocks, N 200, Nv 41): 17.9 GFLOP forward, 53.7 GFLOP per crop
+forward + backward; 51.8 if the windowed decoder heads computed only their windows (peers.md §3: "about 51").
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
+from training.data import CropStream, scene_config  # noqa: E402
+from training.train import load_preset  # noqa: E402
+
+
+def flops_per_crop(c: GramConfig) -> float:
+    """Forward + backward FLOPs of one masked crop (formula in the module docstring)."""
+    n, nv, p, d, dd = c.n_tokens, 1 + c.n_tokens - c.n_masked, c.patch_dim, c.dim, c.decoder_dim
+    f = 2 * n * p * d
+    if c.encoder == "transformer":
+        f += c.depth * (2 * nv * (4 * d * d + 2 * d * c.mlp_dim) + 4 * nv * nv * d)
+    else:
+        di = c.expand * d
+        h = di // c.headdim
+        f += c.depth * (2 * nv * d * (2 * di + 2 * c.d_state + h) + 2 * nv * di * d + 2 * nv * nv * (di + c.d_state))
+    f += 2 * nv * d * dd
+    f += c.decoder_depth * (2 * n * 12 * dd * dd + 4 * n * n * dd)
+    f += 2 * n * dd * p
+    return 3.0 * f
+
+
+def config_named(name: str) -> GramConfig:
+    if name in VARIANTS:
+        return GramConfig(**{**VARIANTS[name].config.to_dict(), "log_eps": 1e-5})
+    preset = load_preset(name)
+    base = VARIANTS[preset.get("variant", "gram_t_patch")].config.to_dict()
+    return GramConfig(**{**base, **preset.get("model", {})})
+
+
+def gemm_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 3) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench(name: str, device: torch.device, clips: int, crops: int, steps: int, warmup: int) -> dict:
+    cfg = config_named(name)
+    torch.manual_seed(0)
+    model = GramModel(cfg).to(device)
+    if cfg.encoder == "mamba":
+        model.encoder_norm.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01,
+                            **({"fused": True} if device.type == "cuda" else {}))
+    stream = CropStream(scene_config("smoke"), cfg, clips, crops, seed=0, device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    t_data, t_comp = [], []
+    for i in range(warmup + steps):
+        sync(device)
+        t0 = time.perf_counter()
+        x, mask = stream.next_batch(model.melspec)
+        sync(device)
+        t1 = time.perf_counter()
+        if autocast is not None:
+            with autocast:
+                loss, _, _ = model(x, mask)
+        else:
+            loss, _, _ = model(x, mask)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync(device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            t_data.append(t1 - t0)
+            t_comp.append(t2 - t1)
+    data, comp = statistics.median(t_data), statistics.median(t_comp)
+    n = clips * crops
+    gf = flops_per_crop(cfg) / 1e9
+    return dict(config=name, device=device.type, batch=f"{clips}x{crops}", gflop_per_crop=gf, data_s=data,
+                compute_s=comp, step_s=data + comp, crops_per_s=n / (data + comp), gflops=gf * n / comp)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", nargs="+", default=["smoke", "gram_t_patch"],
+                    help="preset names (training/presets) or variant names (full size)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clips", type=int, default=4)
+    ap.add_argument("--crops", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        peak = gemm_gflops(device, torch.bfloat16, 8192)
+        label = f"{torch.cuda.get_device_name(device)}, bf16 GEMM {peak:.0f} GFLOP/s"
+    else:
+        peak = gemm_gflops(device, torch.float32)
+        label = f"CPU x{torch.get_num_threads()} threads, fp32 GEMM {peak:.1f} GFLOP/s"
+    print(f"# {label}; torch {torch.__version__}")
+    print("| config | device | clips x crops | GFLOP/crop (fwd+bwd) | data s | compute s | step s | crops/s "
+          "| achieved GFLOP/s | % of GEMM | bound |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.configs:
+        r = bench(name, device, args.clips, args.crops, args.steps, args.warmup)
+        frac = r["gflops"] / peak
+        bound = "data" if r["data_s"] > r["compute_s"] else ("compute" if frac >= 0.4 else "overhead")
+        print(f"| {r['config']} | {r['device']} | {r['batch']} | {r['gflop_per_crop']:.2f} | {r['data_s']:.3f} "
+              f"| {r['compute_s']:.3f} | {r['step_s']:.3f} | {r['crops_per_s']:.1f} | {r['gflops']:.1f} "
+              f"| {100 * frac:.0f} % | {bound} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
