@@ -26,4 +26,6 @@ def test_demo_ci_profile_end_to_end(tmp_path):
     z = np.load(out / "demo_embeddings.npz")
     assert z["scene"].shape == (len(z["files"]), model.scene_embedding_size) and len(z["files"]) > 0
     assert np.isfinite(z["scene"]).all()
+    card = (out / "weights" / "README.md").read_text()
+    assert "## Evaluation" in card and report.strip().splitlines()[0] in card and "log_eps" in card
     assert "| total |" in r.stdout and str(out / "weights") in r.stdout

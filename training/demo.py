@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILES = {
     # train overrides, mini Nat-HEAR profile (its "full" profile takes longer than the whole demo),
@@ -59,13 +62,16 @@ def main(argv=None):
          "--random-config", random_config, "--png-dir", os.path.join(out, "plots"),
          "--json", os.path.join(out, "results.json")], timings)
 
+    from training import model_card
+
+    card = model_card.write(weights, open(report).read())  # the Hub README, now with the results table
     print("\n" + open(report).read())
     plots = sorted(glob.glob(os.path.join(out, "**", "*.png"), recursive=True))
     print("| stage | seconds |\n|---|---|")
     for title, s in timings:
         print(f"| {title} | {s:.0f} |")
     print(f"| total | {time.time() - t0:.0f} |\n")
-    print(f"weights:    {weights}\nembeddings: {emb}\nreport:     {report}\nsuite:      {suite}\nplots:      "
+    print(f"weights:    {weights} (model card {card})\nembeddings: {emb}\nreport:     {report}\nsuite:      {suite}\nplots:      "
           + ("\n            ".join(plots) if plots else "(none)"))
 
 
