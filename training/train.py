@@ -40,8 +40,8 @@ if __package__ in (None, ""):  # `python training/train.py` / torchrun: training
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
-from hear_gram.patching import unpatchify  # noqa: E402
 from training.data import CropStream, scene_config  # noqa: E402
+from training.monitor import open_writer, reconstruction_figure  # noqa: E402
 
 PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 CKPT_NAME = "ckpt.pt"
@@ -250,42 +250,6 @@ def set_rng_state(state: dict, stream: CropStream) -> None:
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
     stream.load_state_dict(state["data"])
-
-
-# ----------------------------------------------------------------------------- visibility
-def reconstruction_figure(pred, target, mask, mcfg: GramConfig, title: str):
-    """Channel 0 of one crop: masked input, reconstruction (visible patches from the input), target."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def img(p):  # (N, P) patches -> (F, T) of channel 0
-        return unpatchify(p[None].float().cpu(), mcfg.patch, mcfg.grid, mcfg.in_channels)[0, 0].numpy()
-
-    m = mask[:, None].cpu()
-    target, pred = target.float().cpu(), pred.float().cpu()
-    panels = [("input (masked)", img(target.masked_fill(m, float("nan")))),
-              ("reconstruction", img(torch.where(m, pred, target))), ("target", img(target))]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 7), constrained_layout=True)
-    for ax, (name, a) in zip(axes, panels):
-        ax.imshow(a, origin="lower", aspect="auto", vmin=-3, vmax=3, cmap="magma", interpolation="nearest")
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("mel bin")
-    axes[-1].set_xlabel("frame (10 ms)")
-    fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def open_writer(out_dir: str, step: int, enabled: bool):
-    if not enabled:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        print("tensorboard is not installed (pip install tensorboard): no TensorBoard logs", file=sys.stderr)
-        return None
-    return SummaryWriter(os.path.join(out_dir, "tb"), purge_step=step or None)
 
 
 # ----------------------------------------------------------------------------- the run
