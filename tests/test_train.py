@@ -133,7 +133,7 @@ def test_push_to_hub_uploads_the_export_folder(ci_run, tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload)
     assert export_mod.main([str(run), folder, "--push-to-hub", "me/gram", "--private", "--no-verify"]) == 0
     assert calls["create"] == ("me/gram", True, "hf_dummy")
-    assert calls["upload"] == ("me/gram", ["config.json", "model.safetensors"], "model")
+    assert calls["upload"] == ("me/gram", ["README.md", "config.json", "model.safetensors"], "model")
     with pytest.raises(FileNotFoundError, match="not an export folder"):
         export_mod.push_to_hub(str(tmp_path), "me/gram")
 

@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # `python training/export.py`: training/ runs fro
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from hear_gram.checkpoint import save_model  # noqa: E402
+from training import model_card  # noqa: E402
 from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
 from hear_gram.runtime import GramRuntime, load_runtime  # noqa: E402
 from training.train import CKPT_NAME, read_checkpoint  # noqa: E402
@@ -81,6 +82,8 @@ def export(path: str, out_dir: str, verify: bool = True) -> dict:
     """Write the export folder; returns {"folder", "variant", "step", "max_abs_err" (None without verify)}."""
     model, ckpt = load_training_model(path)
     save_model(model, out_dir, extra_config={"variant": variant_of(model.config), "training": training_summary(ckpt)})
+    if not os.path.exists(os.path.join(out_dir, "README.md")):  # keep a card that already has results
+        model_card.write(out_dir)
     err = round_trip_error(model, out_dir) if verify else None
     return {"folder": out_dir, "variant": variant_of(model.config), "step": ckpt["step"], "max_abs_err": err}
 
