@@ -15,6 +15,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(VENV)/bin/pip install --disable-pip-version-check -q -e ".[dev,train,eval]"
 	# tinysoundfont's metadata asks for pyaudio (no Linux wheel; only its playback needs it): no deps.
 	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps tinysoundfont
+	# torchaudio only for the test that compares our log-mel with its MelSpectrogram: PyPI's 2.11.0 has no
+	# torch pin, and without its CUDA extension (.so, unloadable beside a CPU torch) it runs as pure Python.
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps torchaudio==2.11.0
+	rm -f $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/torchaudio/lib/*.so
 	touch $@
 
 $(HEARVENV)/.installed: heareval_env/setup.sh
