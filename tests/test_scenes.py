@@ -146,3 +146,17 @@ def test_user_brir_folder_split_by_house(tmp_path):
     audio, meta = tr.sample(3)
     assert audio.shape == (3, 2, cfg.n_samples) and all(m["room_id"] in houses_tr for m in meta)
     assert tr.stats["skipped_files"] >= 1
+
+
+def test_batched_noise_rendering_matches_single_clips():
+    """render_pending shapes a whole batch with one FFT per exponent: every clip must equal its own
+    make_noise (same seed, same draws), whatever its neighbours in the batch."""
+    from training.noise import Pending, draw_noise, render_pending
+    kinds = ["pink", "babble", "white", "brown", "pink", "babble"]
+    drawn = [draw_noise(np.random.default_rng(i), FS, k) for i, k in enumerate(kinds)]
+    assert all(isinstance(d[0], Pending) for d in drawn)
+    batch = render_pending([d[0] for d in drawn], "cpu")
+    for i, (k, x) in enumerate(zip(kinds, batch)):
+        ref, start, length, kind = make_noise(np.random.default_rng(i), FS, k)
+        assert (start, length, kind) == (0, FS, k) and np.allclose(x, ref, atol=1e-6)
+    assert not np.allclose(batch[0], batch[4], atol=1e-3)  # different seeds, different clips

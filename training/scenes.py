@@ -48,7 +48,7 @@ import torch
 from .brir import BankSpec, BrirBank, UserBrirFolder, place_source, random_listener, random_noise_position, \
     random_room, render_brir, schroeder_rt60
 from .hrir import load_kemar, unit_vector
-from .noise import PROCEDURAL, make_noise
+from .noise import PROCEDURAL, Pending, draw_noise, fft_workers, render_pending
 from .sources import FolderSource, TarShardSource, embedded_pool, rms_normalize
 
 SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
@@ -118,10 +118,23 @@ def next_fast_len(n: int) -> int:
 
 def fft_convolve(x: torch.Tensor, h: torch.Tensor, n_out: int) -> torch.Tensor:
     """Batched linear convolution by FFT: x (B, n) mono, h (B, C, L) -> (B, C, n_out), the first n_out samples
-    of x ⊛ h[c] (direct-path delay kept, tail cut)."""
+    of x ⊛ h[c] (direct-path delay kept, tail cut). CPU tensors go through scipy.fft (pocketfft, float32,
+    `fft_workers()` threads over rows): measured faster than torch's CPU FFT, which also pays a plan per call
+    and thread wake-ups for every element-wise op; CUDA tensors use torch.fft on the device."""
     nfft = next_fast_len(x.shape[-1] + h.shape[-1] - 1)
-    y = torch.fft.irfft(torch.fft.rfft(x, nfft)[:, None] * torch.fft.rfft(h, nfft), nfft)
-    return y[..., :n_out]
+    if x.device.type != "cpu":
+        y = torch.fft.irfft(torch.fft.rfft(x, nfft)[:, None] * torch.fft.rfft(h, nfft), nfft)
+        return y[..., :n_out]
+    return torch.from_numpy(_convolve_np(x.numpy(), h.numpy(), n_out))
+
+
+def _convolve_np(x: np.ndarray, h: np.ndarray, n_out: int) -> np.ndarray:
+    """fft_convolve on numpy arrays with scipy.fft (float32 throughout)."""
+    nfft, w = next_fast_len(x.shape[-1] + h.shape[-1] - 1), fft_workers()
+    xs = sfft.rfft(np.asarray(x, np.float32), nfft, axis=-1, workers=w)
+    hs = sfft.rfft(np.asarray(h, np.float32), nfft, axis=-1, workers=w)
+    hs *= xs[:, None]  # in place: the (B, C, F) spectrum buffer is the largest temporary
+    return sfft.irfft(hs, nfft, axis=-1, workers=w, overwrite_x=True)[..., :n_out]
 
 
 def mix_at_snr(s: torch.Tensor, n: torch.Tensor, snr_db: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -130,6 +143,13 @@ def mix_at_snr(s: torch.Tensor, n: torch.Tensor, snr_db: torch.Tensor, active: t
     m = active[:, None, :].to(s.dtype)
     es, en = (s.square() * m).sum((1, 2)), (n.square() * m).sum((1, 2))
     return torch.sqrt(es / (en + 1e-12) * 10 ** (-snr_db / 10))
+
+
+def _window_energy(y: np.ndarray, start: int, length: int) -> float:
+    """sum of y[:, start:start+length]^2 over both ears, accumulated in float64: the energy of mix_at_snr for
+    one scene, without the (B, 2, T) mask and square temporaries."""
+    seg = y[:, start: start + length]
+    return float(np.einsum("ct,ct->", seg, seg, dtype=np.float64))
 
 
 class SceneSynth:
@@ -162,14 +182,14 @@ class SceneSynth:
             self.stats["bank_build_s"] = self.bank.build_s
             self.stats["bank_load_s"] = time.perf_counter() - t0
             self.stats["brirs"] = sum(1 + m["n_noise"] for m in self.bank.meta)
-            self._bank_t = self.bank.target.to(self.device)
-            self._bank_n = self.bank.noise.to(self.device)
+            self._bank_np = (self.bank.target.numpy(), self.bank.noise.numpy())  # float16 (S, 2, L)
 
         key = (config.n_speech, config.n_notes, config.n_events, str(pool_ss.entropy), tuple(pool_ss.spawn_key))
         if key not in _POOLS:  # memoised: libespeak-ng output is not always bit-identical between calls
             _POOLS[key] = embedded_pool(config.n_speech, config.n_notes, config.n_events,
                                         np.random.default_rng(pool_ss))
         self.pool = _POOLS[key]
+        self._norm_cache, self._babble = {}, None
         self.user_sources = [s for s in (FolderSource(config.source_dirs) if config.source_dirs else None,
                                          TarShardSource(config.source_shards) if config.source_shards else None)
                              if s is not None and len(s)]
@@ -183,9 +203,25 @@ class SceneSynth:
         parts = self.user_sources + [s for s in (self.noise_folder, self.user_brirs) if s is not None]
         return sum(s.skipped for s in parts)
 
-    def _track(self, rng: np.random.Generator, n: int):
-        """Dry target track (n,) at target_dbfs per item, its kind and item ids."""
-        out = np.zeros(n, np.float32)
+    def _pool_clip(self, kind: str, i: int, n: int) -> np.ndarray:
+        """Pool clip i of `kind`, cut to n and RMS-normalised to target_dbfs; memoised, because the same few
+        hundred clips are drawn over and over (rms_normalize is a pure function of the clip)."""
+        key = (kind, i, n)
+        x = self._norm_cache.get(key)
+        if x is None:
+            x = self._norm_cache[key] = rms_normalize(self.pool[kind][i][1][:n], self.cfg.target_dbfs)
+        return x
+
+    def _babble_speech(self):
+        """The speech pool at -14 dBFS (what babble() normalises each utterance to), computed once."""
+        if self._babble is None and self.pool.get("speech"):
+            self._babble = [(name, rms_normalize(x)) for name, x in self.pool["speech"]]
+        return self._babble
+
+    def _track(self, rng: np.random.Generator, n: int, out: np.ndarray | None = None):
+        """Dry target track (n,) at target_dbfs per item, its kind and item ids (written into `out`, a zeroed
+        (n,) float32 buffer, when given)."""
+        out = np.zeros(n, np.float32) if out is None else out
         if self.user_sources and (not self.pool or rng.random() < self.cfg.p_user_source):
             src = self.user_sources[int(rng.integers(len(self.user_sources)))]
             got = src.draw(rng)
@@ -202,8 +238,8 @@ class SceneSynth:
         clips = self.pool[kind]
         ids, pos = [], None
         for _ in range(int(rng.integers(1, self.cfg.max_items_per_track + 1))):
-            name, x = clips[int(rng.integers(len(clips)))]
-            x = rms_normalize(x[:n], self.cfg.target_dbfs)
+            j = int(rng.integers(len(clips)))
+            name, x = clips[j][0], self._pool_clip(kind, j, n)
             if pos is None:
                 pos = int(rng.integers(0, max(1, n - len(x) + 1)))
             if pos >= n:
@@ -214,14 +250,32 @@ class SceneSynth:
             pos += len(x) + int(rng.integers(self.cfg.sample_rate // 10, self.cfg.sample_rate))
         return out, kind, ids
 
-    def _noise(self, rng: np.random.Generator, n: int):
+    def _draw_noise(self, rng: np.random.Generator, n: int):
+        """(noise, start, length, type); noise is a finished (n,) array at target_dbfs or a `Pending` procedural
+        clip (rendered batch-wise by render_pending)."""
         if self.noise_folder is not None and len(self.noise_folder) and rng.random() < self.cfg.p_user_noise:
             kind = "folder"
         else:
             w = np.asarray(self.cfg.noise_weights, float)
             kind = self.cfg.noise_types[int(rng.choice(len(w), p=w / w.sum()))]
-        noise, start, length, kind = make_noise(rng, n, kind, self.pool.get("speech"), self.noise_folder)
-        return rms_normalize(noise, self.cfg.target_dbfs), start, length, kind
+        noise, start, length, kind = draw_noise(rng, n, kind, self._babble_speech(), self.noise_folder,
+                                                normalized_speech=True)
+        return self._level(noise), start, length, kind
+
+    def _level(self, noise):
+        """Noise clips come at -14 dBFS; rescale only for another target level."""
+        if isinstance(noise, Pending) or self.cfg.target_dbfs == -14.0:
+            return noise
+        if torch.is_tensor(noise):
+            return torch.from_numpy(rms_normalize(noise.cpu().numpy(), self.cfg.target_dbfs)).to(noise.device)
+        return rms_normalize(noise, self.cfg.target_dbfs)
+
+    def _noise(self, rng: np.random.Generator, n: int):
+        """Like _draw_noise, rendered: (noise (n,) float32 array, start, length, type)."""
+        noise, start, length, kind = self._draw_noise(rng, n)
+        if isinstance(noise, Pending):
+            noise = self._level(render_pending([noise], "cpu")[0])
+        return noise, start, length, kind
 
     def _user_brir_set(self, rng):
         """(target (2, L), summed noise (2, L), meta) from the user BRIR folder, padded to a common length."""
@@ -245,47 +299,90 @@ class SceneSynth:
     @torch.no_grad()
     def sample(self, batch_size: int, return_parts: bool = False):
         """(audio (B, 2, n) float32 on self.device, [meta dict] * B); with return_parts, also the reverberant
-        target S and the scaled noise b·N (each (B, 2, n)), so that audio = S + b·N."""
-        cfg, rng, n = self.cfg, self.rng, self.cfg.n_samples
-        dry, noise, active, snr, metas, ht, hn = [], [], [], [], [], [], []
-        for _ in range(batch_size):
+        target S and the scaled noise b·N (each (B, 2, n)), so that audio = S + b·N.
+
+        All random draws happen first, scene by scene in a fixed order (so a seed fixes the batch); the heavy
+        numerics then run batch-wise: one FFT for all procedural noise, one rfft/irfft convolution of every
+        target and noise with its BRIR, and per-scene mixing (numpy on the CPU, torch on a GPU)."""
+        cfg, rng, n, B = self.cfg, self.rng, self.cfg.n_samples, batch_size
+        xs = np.zeros((2 * B, n), np.float32)  # rows: B dry targets, then B noises
+        pending, windows, snr, metas, ht, hn = [], [], [], [], [], []
+        for i in range(B):
             if self.bank is not None:
-                i = int(rng.integers(len(self.bank)))
-                meta = dict(self.bank.meta[i])
+                j = int(rng.integers(len(self.bank)))
+                meta = dict(self.bank.meta[j])
             else:
                 t, nsum, meta = self._user_brir_set(rng)
-                ht.append(torch.from_numpy(t))
-                hn.append(torch.from_numpy(nsum.astype(np.float32)))
-            x, kind, ids = self._track(rng, n)
-            nz, start, length, ntype = self._noise(rng, n)
+                ht.append(t)
+                hn.append(nsum.astype(np.float32))
+            _, kind, ids = self._track(rng, n, out=xs[i])
+            nz, start, length, ntype = self._draw_noise(rng, n)
+            if isinstance(nz, Pending):
+                pending.append((B + i, nz))
+            else:
+                xs[B + i] = nz
             s_db = float(rng.uniform(*cfg.snr_db))
-            a = np.zeros(n, bool)
-            a[start: start + length] = True
-            dry.append(x), noise.append(nz), active.append(a), snr.append(s_db)
+            windows.append((start, length)), snr.append(s_db)
             meta.update(split=self.split, source_kind=kind, source_ids=ids, noise_type=ntype, snr_db=s_db,
                         noise_start=start, noise_length=length)
             metas.append(meta)
-        dev = self.device
         if self.bank is not None:
-            idx = torch.tensor([m["set_index"] for m in metas], device=dev)
-            h_t, h_n = self._bank_t[idx].float(), self._bank_n[idx].float()
+            idx = np.array([m["set_index"] for m in metas])
+            h = np.concatenate([self._bank_np[0][idx], self._bank_np[1][idx]])  # float16 -> float32 below
         else:
-            L = max(h.shape[-1] for h in ht)
-            h_t = torch.stack([torch.nn.functional.pad(h, (0, L - h.shape[-1])) for h in ht]).to(dev)
-            h_n = torch.stack([torch.nn.functional.pad(h, (0, L - h.shape[-1])) for h in hn]).to(dev)
-        xs = torch.from_numpy(np.stack(dry + noise)).to(dev)  # (2B, n): targets then noises
-        y = fft_convolve(xs, torch.cat([h_t, h_n]), n)  # (2B, 2, n)
-        s, nn_ = y[:batch_size], y[batch_size:]
-        b = mix_at_snr(s, nn_, torch.tensor(snr, device=dev, dtype=s.dtype), torch.from_numpy(np.stack(active)).to(dev))
-        nn_ = nn_ * b[:, None, None]
-        audio = s + nn_
-        peak = audio.abs().amax((1, 2))
-        gain = torch.clamp(cfg.peak / (peak + 1e-12), max=1.0)
-        audio, s, nn_ = (t * gain[:, None, None] for t in (audio, s, nn_))
-        for m, g in zip(metas, gain.tolist()):
+            L = max(x.shape[-1] for x in ht)
+            h = np.stack([np.pad(x, ((0, 0), (0, L - x.shape[-1]))) for x in ht + hn])
+        dev = self.device
+        if dev.type == "cpu":
+            for (row, _), x in zip(pending, render_pending([p for _, p in pending], "cpu")):
+                xs[row] = x
+            y = _convolve_np(xs, h.astype(np.float32), n)  # (2B, 2, n)
+            audio, parts, gains = self._mix_np(y[:B], y[B:], windows, snr, return_parts)
+            audio = torch.from_numpy(audio)
+            parts = tuple(map(torch.from_numpy, parts)) if return_parts else None
+        else:  # GPU: noise shaping and the convolutions run on the device; only the draws stay on the CPU
+            x = torch.from_numpy(xs).to(dev)
+            for (row, _), r in zip(pending, render_pending([p for _, p in pending], dev)):
+                x[row] = r
+            y = fft_convolve(x, torch.from_numpy(h).to(dev).float(), n)
+            audio, parts, gains = self._mix_torch(y[:B], y[B:], windows, snr, return_parts)
+        for m, g in zip(metas, gains):
             m["gain"] = g
         self.stats["skipped_files"] = self._skipped()
-        return (audio, metas, (s, nn_)) if return_parts else (audio, metas)
+        return (audio, metas, parts) if return_parts else (audio, metas)
+
+    def _mix_np(self, s: np.ndarray, nn_: np.ndarray, windows, snr, return_parts: bool):
+        """audio = gain · (S + b·N) per scene, in place over the convolution output (CPU path)."""
+        audio = np.empty_like(s)
+        gains = []
+        for i, ((start, length), s_db) in enumerate(zip(windows, snr)):
+            es, en = _window_energy(s[i], start, length), _window_energy(nn_[i], start, length)
+            b = np.float32(np.sqrt(es / (en + 1e-12) * 10 ** (-s_db / 10)))
+            nn_[i] *= b
+            np.add(s[i], nn_[i], out=audio[i])
+            peak = max(float(audio[i].max()), -float(audio[i].min()))
+            g = min(1.0, self.cfg.peak / (peak + 1e-12))
+            if g < 1.0:
+                audio[i] *= np.float32(g)
+                if return_parts:
+                    s[i] *= np.float32(g)
+                    nn_[i] *= np.float32(g)
+            gains.append(g)
+        return audio, ((s, nn_) if return_parts else None), gains
+
+    def _mix_torch(self, s: torch.Tensor, nn_: torch.Tensor, windows, snr, return_parts: bool):
+        """The same mixing, vectorised on the device."""
+        dev, n = s.device, s.shape[-1]
+        t = torch.arange(n, device=dev)
+        st = torch.tensor([w[0] for w in windows], device=dev)[:, None]
+        ln = torch.tensor([w[1] for w in windows], device=dev)[:, None]
+        b = mix_at_snr(s, nn_, torch.tensor(snr, device=dev, dtype=s.dtype), (t >= st) & (t < st + ln))
+        nn_ = nn_ * b[:, None, None]
+        audio = s + nn_
+        gain = torch.clamp(self.cfg.peak / (audio.abs().amax((1, 2)) + 1e-12), max=1.0)
+        audio = audio * gain[:, None, None]
+        parts = (s * gain[:, None, None], nn_ * gain[:, None, None]) if return_parts else None
+        return audio, parts, gain.tolist()
 
     @torch.no_grad()
     def spatialize(self, clip, azimuth_deg=None, elevation_deg=None, distance_m=None, snr_db=None, rng=None,
