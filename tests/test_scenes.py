@@ -160,3 +160,28 @@ def test_batched_noise_rendering_matches_single_clips():
         ref, start, length, kind = make_noise(np.random.default_rng(i), FS, k)
         assert (start, length, kind) == (0, FS, k) and np.allclose(x, ref, atol=1e-6)
     assert not np.allclose(batch[0], batch[4], atol=1e-3)  # different seeds, different clips
+
+
+_SCENE_HASH = """
+import hashlib, sys
+from training.scenes import SceneConfig, SceneSynth
+cfg = SceneConfig(n_rooms=2, sets_per_room=2, n_speech=12, n_notes=0, n_events=0, duration_s=2.0,
+                  cache_dir=sys.argv[1])
+audio, meta = SceneSynth(cfg, seed=0).sample(4)
+print(hashlib.sha256(audio.numpy().tobytes()).hexdigest(), sorted({m["source_kind"] for m in meta}))
+"""
+
+
+def test_two_processes_make_identical_scenes(tmp_path):
+    """libespeak-ng renders some utterances differently in each process; the on-disk pool cache must make a
+    second process (a --resume, another DDP rank) reproduce the first one's scenes bit for bit. Speech only,
+    so the scenes depend on espeak clips (two uncached processes differ with these settings)."""
+    import subprocess
+    import sys
+    pytest.importorskip("espeakng_loader")
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    run = lambda: subprocess.run([sys.executable, "-c", _SCENE_HASH, str(tmp_path)], cwd=root, check=True,  # noqa: E731
+                                 capture_output=True, text=True).stdout.strip()
+    first, second = run(), run()
+    assert "['speech']" in first and first == second
+    assert len(list(tmp_path.glob("pool_*.npz"))) == 1

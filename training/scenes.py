@@ -49,10 +49,10 @@ from .brir import BankSpec, BrirBank, UserBrirFolder, place_source, random_liste
     random_room, render_brir, schroeder_rt60
 from .hrir import load_kemar, unit_vector
 from .noise import PROCEDURAL, Pending, draw_noise, fft_workers, render_pending
-from .sources import FolderSource, TarShardSource, embedded_pool, rms_normalize
+from .sources import FolderSource, TarShardSource, cached_pool, rms_normalize
 
 SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
-_POOLS: dict = {}  # embedded source pools per (sizes, seed), shared by the synthesizers of one process
+_POOLS: dict = {}  # embedded source pools per ((sizes, seed), cache dir), shared within one process
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class SceneConfig:
     p_diffuse: float = 0.5
     n_diffuse: tuple = (3, 5)
     brir_length_s: float | None = None  # None: 1.5 x max RT60 (at least 0.3 s)
-    cache_dir: str | None = "~/.cache/hear_gram/brir"
+    cache_dir: str | None = "~/.cache/hear_gram/brir"  # also holds the embedded source pool; None: no disk cache
     # dry sources
     n_speech: int = 300
     n_notes: int = 500
@@ -184,11 +184,14 @@ class SceneSynth:
             self.stats["brirs"] = sum(1 + m["n_noise"] for m in self.bank.meta)
             self._bank_np = (self.bank.target.numpy(), self.bank.noise.numpy())  # float16 (S, 2, L)
 
+        # Memoised per process (libespeak-ng output is not always bit-identical between calls) and, with a
+        # cache_dir, on disk (nor between processes: --resume, DDP ranks); see sources.cached_pool.
+        pool_dir = str(Path(config.cache_dir).expanduser()) if config.cache_dir else None
         key = (config.n_speech, config.n_notes, config.n_events, str(pool_ss.entropy), tuple(pool_ss.spawn_key))
-        if key not in _POOLS:  # memoised: libespeak-ng output is not always bit-identical between calls
-            _POOLS[key] = embedded_pool(config.n_speech, config.n_notes, config.n_events,
-                                        np.random.default_rng(pool_ss))
-        self.pool = _POOLS[key]
+        if (key, pool_dir) not in _POOLS:
+            _POOLS[key, pool_dir] = cached_pool(config.n_speech, config.n_notes, config.n_events, pool_ss,
+                                                pool_dir, generated=_POOLS.get((key, None)))
+        self.pool = _POOLS[key, pool_dir]
         self._norm_cache, self._babble = {}, None
         self.user_sources = [s for s in (FolderSource(config.source_dirs) if config.source_dirs else None,
                                          TarShardSource(config.source_shards) if config.source_shards else None)

@@ -4,6 +4,9 @@ Embedded, offline from PyPI (data.md §2): speech from espeak-ng through the `es
 22.05 kHz, resampled), General-MIDI notes from `pretty_midi`'s TimGM6mb.sf2 rendered by `tinysoundfont`
 (`pip install --no-deps tinysoundfont`), and procedural events (tones, chirps, bursts, impacts). A missing
 optional package removes its kind from the pool, with one warning.
+The embedded pool is cached on disk (`cached_pool`, one .npz per generator settings, seed and generator
+versions): libespeak-ng output is not bit-identical between processes, so every process (a `--resume`, each
+DDP rank, each scene worker) loads the same clips from the file the first one wrote.
 User corpora: folders of audio files, and webdataset-style tar shards of clips (AudioSet), read with `tarfile`
 + `soundfile`. Every clip is reduced to channel 0, resampled to 32 kHz and RMS-normalised (spec §7.2) by the
 caller. Unreadable or silent files are skipped and counted (`skipped`), never raised.
@@ -11,7 +14,9 @@ caller. Unreadable or silent files are skipped and counted (`skipped`), never ra
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import io
+import json
 import logging
 import os
 import shutil
@@ -299,3 +304,72 @@ def embedded_pool(n_speech: int, n_notes: int, n_events: int, rng: np.random.Gen
     if missing:
         warnings.warn("scene source pool: unavailable generators: " + "; ".join(missing), stacklevel=2)
     return pool
+
+
+# ---------------------------------------------------------------- on-disk pool cache
+
+POOL_VERSION = 1  # bump when the pool format or a generator changes in a way the key below does not see
+
+
+def pool_key(n_speech: int, n_notes: int, n_events: int, seed_seq: np.random.SeedSequence) -> str:
+    """Cache key of an embedded pool: sizes, seed, the versions of everything that shapes the clips (espeak-ng
+    and its data, the soundfont and its renderer, numpy/scipy for the draws and resampling) and this module."""
+    from importlib.metadata import PackageNotFoundError, version
+    versions = {}
+    for dist in ("espeakng-loader", "tinysoundfont", "pretty_midi", "numpy", "scipy"):
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:
+            versions[dist] = None
+    sf2 = soundfont_path()
+    items = [POOL_VERSION, n_speech, n_notes, n_events, str(seed_seq.entropy), list(seed_seq.spawn_key), versions,
+             [sf2, os.path.getsize(sf2)] if sf2 else None, hashlib.sha1(Path(__file__).read_bytes()).hexdigest()]
+    return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:16]
+
+
+def save_pool(path: Path, pool: dict) -> None:
+    """{kind: [(id, clip)]} -> one .npz (clips concatenated per kind), written under a temporary name and
+    renamed, so a reader never sees a partial file."""
+    arrays = {"names": json.dumps({k: [name for name, _ in v] for k, v in pool.items()})}
+    for k, v in pool.items():
+        arrays[f"{k}_audio"] = np.concatenate([x for _, x in v]).astype(np.float32)
+        arrays[f"{k}_offsets"] = np.cumsum([0] + [len(x) for _, x in v])
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_pool(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        names = json.loads(str(z["names"]))
+        pool = {}
+        for k, ids in names.items():
+            audio, off = z[f"{k}_audio"], z[f"{k}_offsets"]
+            pool[k] = [(name, audio[off[i]: off[i + 1]]) for i, name in enumerate(ids)]
+    return pool
+
+
+def cached_pool(n_speech: int, n_notes: int, n_events: int, seed_seq: np.random.SeedSequence,
+                cache_dir=None, generated: dict | None = None) -> dict:
+    """embedded_pool(..., default_rng(seed_seq)), cached as `<cache_dir>/pool_<key>.npz`.
+
+    The first process to get the file lock generates (or takes `generated`, a pool this process already made)
+    and writes it; the others wait and load it. Every caller returns the file's contents, never its own
+    generation, so all processes sharing the cache use bit-identical clips. cache_dir None: no caching."""
+    if cache_dir is None:
+        return generated if generated is not None else embedded_pool(n_speech, n_notes, n_events,
+                                                                     np.random.default_rng(seed_seq))
+    import fcntl
+    root = Path(cache_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"pool_{pool_key(n_speech, n_notes, n_events, seed_seq)}.npz"
+    with open(root / f".{path.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # DDP ranks starting together: one generates, the rest load
+        try:
+            if not path.exists():
+                pool = generated if generated is not None else embedded_pool(n_speech, n_notes, n_events,
+                                                                             np.random.default_rng(seed_seq))
+                save_pool(path, pool)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return load_pool(path)
