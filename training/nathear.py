@@ -1,7 +1,8 @@
 """Nat-HEAR: naturalistic (binaural, reverberant, noisy) versions of HEAR tasks, and a mini suite built offline.
 
     python -m training.nathear build SRC OUT [--seed 0] [--snr-db 5 40] [--rooms 64] [--brir-dir D] [--noise-dir D]
-    python -m training.nathear mini OUT [--profile ci|full] [--seed 0]
+                                         [--workers N]
+    python -m training.nathear mini OUT [--profile ci|full] [--seed 0] [--workers N]
 
 `build`: SRC is one HEAR task directory (it holds task_metadata.json) or a folder of them (each becomes
 OUT/<name>).  Every clip of every split is spatialised by `training.scenes.SceneSynth(split="test")`: held-out
@@ -14,6 +15,8 @@ in OUT/<task>/32000/<split>/, the same split names, file names and labels, `task
   sources are averaged to mono first.  With `sample_duration` set, output clips have exactly that length.
 * Deterministic: each file's scene depends only on (seed, split, file name), so a build is reproducible
   whatever the order, the number of runs or an interruption.
+* Parallel: `--workers N` renders files in N forked processes; records are written in file order, so the
+  output (wavs, scenes/<split>.jsonl, labels, metadata) is byte-identical to a serial build.
 * Resumable: a file is finished when its wav exists and its scene line is in scenes/<split>.jsonl (the wav is
   written to a temporary name and renamed first); a rerun renders only the rest.  A rerun with different settings
   is refused (OUT/<task>/nathear.json records them).
@@ -152,10 +155,57 @@ def _clean(meta: dict) -> dict:
     return out
 
 
+_JOB: dict = {}  # the split being rendered; set before the worker pool forks, so workers inherit the synth
+
+
+def _render_one(name: str, job: dict | None = None) -> dict:
+    """Spatialise one file (a function of (seed, split, name) only), write its wav, return its scene record."""
+    job = job or _JOB
+    clip, _ = read_clip(job["src"] / name, job["n_out"])
+    rng = file_rng(job["seed"], job["split"], name)
+    kwargs = job["placement"](rng) if job["placement"] is not None else {}
+    audio, scene = job["synth"].spatialize(clip, rng=rng, **kwargs)
+    write_wav(job["folder"] / name, audio.cpu().numpy())
+    return {"file": name, **_clean(scene)}
+
+
+def _worker_init():
+    import torch
+    torch.set_num_threads(1)  # N workers on N cores: no nested intra-op pools
+
+
+class _renderer:
+    """Context manager giving render(names) -> records in order: in this process (workers <= 1) or in a pool
+    of forked workers (the synth, hooks included, is inherited; nothing is pickled but names and records)."""
+
+    def __init__(self, job: dict, workers: int, n_todo: int):
+        self.job, self.workers, self.pool = job, int(workers or 1), None
+        if self.workers > 1 and job["synth"].device.type != "cpu":
+            raise ValueError("--workers needs a CPU synthesizer (CUDA cannot be forked)")
+        self.workers = min(self.workers, max(n_todo, 1))
+
+    def __enter__(self):
+        if self.workers <= 1:
+            return lambda names: (_render_one(n, self.job) for n in names)
+        import multiprocessing as mp
+        _JOB.clear()
+        _JOB.update(self.job)
+        self.pool = mp.get_context("fork").Pool(self.workers, initializer=_worker_init)
+        return lambda names: self.pool.imap(_render_one, names, chunksize=1)
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()  # after a complete pass nothing is left; after an error, stop the rest
+            self.pool.join()
+            _JOB.clear()
+        return False
+
+
 def build_task(src, out, seed: int = 0, snr_db=(5.0, 40.0), rooms: int = 64, brir_dirs=(), noise_dirs=(),
                synth=None, mode: str = "scene", placement=None, relabel=None, metadata_update=None,
-               progress: bool = True) -> dict:
+               progress: bool = True, workers: int = 1) -> dict:
     """Naturalistic version of one HEAR task (see the module docstring).  Returns build statistics.
+    `workers` > 1 renders in that many forked processes; the output is byte-identical to workers=1.
 
     Hooks (used by training.localization): `placement(rng) -> dict` of spatialize keyword arguments drawn from
     the file's own random stream; `relabel(scene_meta, old_label) -> new label`; `metadata_update(dict) -> dict`.
@@ -196,18 +246,16 @@ def build_task(src, out, seed: int = 0, snr_db=(5.0, 40.0), rooms: int = 64, bri
         if jsonl.exists() and jsonl.stat().st_size and not jsonl.read_bytes().endswith(b"\n"):
             with open(jsonl, "a") as log:  # end a line cut by an interruption
                 log.write("\n")
-        with open(jsonl, "a") as log:
-            for name in tqdm(todo, desc=f"{out.name}/{split}", unit="clip", disable=not progress,
-                             initial=len(names) - len(todo), total=len(names)):
-                clip, _ = read_clip(src / str(rate) / split / name, n_out)
-                rng = file_rng(seed, split, name)
-                kwargs = placement(rng) if placement is not None else {}
-                audio, scene = synth.spatialize(clip, rng=rng, **kwargs)
-                write_wav(folder / name, audio.cpu().numpy())
-                rec = {"file": name, **_clean(scene)}
+        job = dict(synth=synth, placement=placement, src=src / str(rate) / split, folder=folder, n_out=n_out,
+                   seed=seed, split=split)
+        with open(jsonl, "a") as log, _renderer(job, workers, len(todo)) as render:
+            # Records come back in `todo` order whatever the worker count, so scenes/<split>.jsonl is the
+            # same file as a serial build's; a wav is on disk before its line (the resume criterion).
+            for rec in tqdm(render(todo), desc=f"{out.name}/{split}", unit="clip", disable=not progress,
+                            initial=len(names) - len(todo), total=len(names)):
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-                done[name] = rec
+                done[rec["file"]] = rec
                 stats["rendered"] += 1
         if relabel is not None:
             labels = {n: relabel(done[n], labels[n]) for n in names}
@@ -367,7 +415,7 @@ MINI_TASKS = tuple(DRY_TASKS) + tuple(LOCALIZATION_TASKS)
 
 
 def make_mini(out, profile: str = "ci", seed: int = 0, progress: bool = True, tasks=MINI_TASKS,
-              sizes=None) -> dict:
+              sizes=None, workers: int = 1) -> dict:
     """The mini Nat-HEAR suite (module docstring); returns the manifest.  `tasks` picks a subset and `sizes`
     (train, valid, test) overrides the profile's clip counts (tests)."""
     from . import localization
@@ -398,7 +446,7 @@ def make_mini(out, profile: str = "ci", seed: int = 0, progress: bool = True, ta
         t1 = time.perf_counter()
         if task not in tasks:
             continue
-        st = build_task(dry, out / "tasks" / task, seed=seed, synth=synth, progress=progress)
+        st = build_task(dry, out / "tasks" / task, seed=seed, synth=synth, progress=progress, workers=workers)
         m = read_json(dry / "task_metadata.json")
         manifest["tasks"][task] = {"kind": "scene", "source": f"dry/{task}", "description": m["description"],
                                    "evaluation": m["evaluation"], "duration_s": m["sample_duration"],
@@ -408,7 +456,7 @@ def make_mini(out, profile: str = "ci", seed: int = 0, progress: bool = True, ta
         if task not in tasks:
             continue
         st = localization.make_task(out / "dry" / src, out / "tasks" / task, kind=kind, seed=seed, synth=synth,
-                                    progress=progress)
+                                    progress=progress, workers=workers)
         manifest["tasks"][task] = {"kind": f"localization-{kind}", "source": f"dry/{src}",
                                    "evaluation": ["doa_mean_deg", "doa_median_deg"], "duration_s": 1.0,
                                    "build_s": round(st["seconds"], 1), "bytes": dir_size(out / "tasks" / task)}
@@ -433,22 +481,24 @@ def main(argv=None) -> int:
     b.add_argument("--brir-dir", action="append", default=[], help="user BRIR folder (its held-out houses are used)")
     b.add_argument("--noise-dir", action="append", default=[], help="folder of noise recordings")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--workers", type=int, default=1, help="render in N processes (same output as 1)")
     m = sub.add_parser("mini", help="generate the mini Nat-HEAR suite from the embedded sources")
     m.add_argument("out")
     m.add_argument("--profile", choices=sorted(PROFILES), default="ci")
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--tasks", nargs="+", choices=MINI_TASKS, default=MINI_TASKS, help="a subset of the suite")
     m.add_argument("--quiet", action="store_true")
+    m.add_argument("--workers", type=int, default=1, help="spatialise in N processes (same output as 1)")
     a = p.parse_args(argv)
     try:
         if a.cmd == "build":
             stats = build(a.src, a.out, seed=a.seed, snr_db=a.snr_db, rooms=a.rooms, brir_dirs=a.brir_dir,
-                          noise_dirs=a.noise_dir, progress=not a.quiet)
+                          noise_dirs=a.noise_dir, progress=not a.quiet, workers=a.workers)
             for name, st in stats.items():
                 print(f"{name}: {st['files']} files, {st['rendered']} rendered, {st['skipped']} already done, "
                       f"{st['seconds']:.1f} s")
         else:
-            man = make_mini(a.out, a.profile, a.seed, progress=not a.quiet, tasks=a.tasks)
+            man = make_mini(a.out, a.profile, a.seed, progress=not a.quiet, tasks=a.tasks, workers=a.workers)
             print(json.dumps({k: man[k] for k in ("profile", "seconds", "bytes_tasks", "bytes_dry")}))
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
