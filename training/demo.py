@@ -1,7 +1,7 @@
 """The main job, offline on the embedded default corpus: scenes -> pretraining -> export -> hear_gram
 embeddings -> mini Nat-HEAR evaluation -> results table and plots.
 
-    python training/demo.py                      # full profile (about 20-30 min on a 2-core CPU)
+    python training/demo.py                      # full profile (about 20 min on a 2-core CPU)
     python training/demo.py --profile ci         # the same path at test size (a few minutes)
 
 Every stage is one of the project's own commands, run as a subprocess exactly as a user would run it;
@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROFILES = {
     # train overrides, mini Nat-HEAR profile (its "full" profile takes longer than the whole demo),
     # architecture of the random-init column
-    "full": (["--preset=smoke"], "ci", "full"),
+    "full": (["--preset=smoke", "--max_steps=1000", "--ckpt_every=200", "--image_every=250"], "demo", "same"),
     "ci": (["--preset=ci", "--max_steps=12"], "ci", "tiny"),
 }
 

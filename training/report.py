@@ -1,6 +1,6 @@
 """Comparison report on a (mini) Nat-HEAR suite: one markdown table with every task's test score.
 
-    python -m training.report --suite nathear_ci [--weights TRAINED_FOLDER] [--random-config full|tiny]
+    python -m training.report --suite nathear_ci [--weights TRAINED_FOLDER] [--random-config full|tiny|same]
                               [--module gram_t_patch] [--out report.md] [--png-dir DIR] [--json results.json]
 
 Columns: the log-mel baseline (mean and standard deviation over time of the 128-band log-mel of each ear,
@@ -43,12 +43,20 @@ def logmel_embedder():
     return embed
 
 
-def random_embedder(module: str, config: str, folder: str):
-    """Scene embeddings of a randomly initialised model (seed 0) saved to `folder` and loaded like any weights."""
+def random_embedder(module: str, config: str, folder: str, weights: str = None):
+    """Scene embeddings of a randomly initialised model (seed 0) saved to `folder` and loaded like any weights.
+    config: "full" (the variant's official architecture), "tiny", or "same" (the architecture of `weights`,
+    so that the trained column differs from this one only by training)."""
     from hear_gram.checkpoint import save_model
     from hear_gram.model import VARIANTS, GramConfig, GramModel
+    from hear_gram.runtime import load_runtime
     base = VARIANTS[module].config
-    cfg = base if config == "full" else GramConfig(**{**base.to_dict(), **TINY})
+    if config == "same":
+        if not weights:
+            raise ValueError("--random-config same needs --weights")
+        cfg = load_runtime(module, weights).config
+    else:
+        cfg = base if config == "full" else GramConfig(**{**base.to_dict(), **TINY})
     torch.manual_seed(0)
     save_model(GramModel(cfg), folder)
     return localization.gram_embedder(module, folder)
@@ -120,7 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--suite", required=True, help="a suite folder from `python -m training.nathear mini`")
     p.add_argument("--weights", help="trained checkpoint (file, folder or Hub id) for the module")
     p.add_argument("--module", default="gram_t_patch")
-    p.add_argument("--random-config", choices=("full", "tiny"), default="full")
+    p.add_argument("--random-config", choices=("full", "tiny", "same"), default="full",
+                   help="architecture of the random-init column; 'same' = that of --weights")
     p.add_argument("--out", help="write the markdown table here (it is always printed)")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--png-dir", help="predicted-vs-true direction plots of the localization tasks")
@@ -132,7 +141,8 @@ def main(argv=None) -> int:
     manifest = read_json(manifest_path) if manifest_path.exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         cols = {"log-mel baseline (512-d)": logmel_embedder(),
-                f"GRAM-T random init ({a.random_config} config)": random_embedder(a.module, a.random_config, tmp)}
+                f"GRAM-T random init ({a.random_config} config)":
+                    random_embedder(a.module, a.random_config, tmp, a.weights)}
         if a.weights:
             cols[f"trained ({Path(a.weights).name})"] = localization.gram_embedder(a.module, a.weights)
         t0 = time.perf_counter()
