@@ -232,3 +232,23 @@ def test_workers_build_is_byte_identical(built, synth, tmp_path):
     for w, d in loc.items():
         localization.make_task(src, d, kind="3d", seed=0, synth=synth, progress=False, workers=w)
     assert files(loc[1]) == files(loc[3])
+
+
+def test_report_random_column_can_match_the_trained_architecture(tmp_path):
+    import torch
+
+    from conftest import tiny_config
+    from hear_gram.checkpoint import save_model
+    from hear_gram.model import GramModel
+    from training import report
+
+    torch.manual_seed(5)
+    trained = GramModel(tiny_config(dim=32, mlp_dim=64))
+    save_model(trained, str(tmp_path / "trained"))
+    embed = report.random_embedder("gram_t_patch", "same", str(tmp_path / "random"), str(tmp_path / "trained"))
+    out = embed(torch.zeros(1, 2, 32000))
+    assert out.shape[-1] == 8 * 32  # raw scene embedding of the trained architecture (8 bands x dim 32)
+    saved = json.load(open(tmp_path / "random" / "config.json"))["config"]
+    assert saved == trained.config.to_dict()
+    with pytest.raises(ValueError, match="needs --weights"):
+        report.random_embedder("gram_t_patch", "same", str(tmp_path / "r2"))

@@ -2,7 +2,7 @@
 
     python -m training.nathear build SRC OUT [--seed 0] [--snr-db 5 40] [--rooms 64] [--brir-dir D] [--noise-dir D]
                                          [--workers N]
-    python -m training.nathear mini OUT [--profile ci|full] [--seed 0] [--workers N]
+    python -m training.nathear mini OUT [--profile ci|demo|full] [--seed 0] [--workers N]
 
 `build`: SRC is one HEAR task directory (it holds task_metadata.json) or a folder of them (each becomes
 OUT/<name>).  Every clip of every split is spatialised by `training.scenes.SceneSynth(split="test")`: held-out
@@ -294,7 +294,8 @@ def build(src, out, progress: bool = True, **kw) -> dict:
 
 # ---------------------------------------------------------------- mini Nat-HEAR suite (dry tasks)
 
-PROFILES = {"ci": (30, 10, 10), "full": (600, 200, 200)}  # clips per task: train, valid, test
+# clips per task: train, valid, test ("demo": what `make demo` evaluates on, a few minutes to build)
+PROFILES = {"ci": (30, 10, 10), "demo": (150, 50, 100), "full": (600, 200, 200)}
 KEYWORDS = ("yes", "no", "up", "down", "stop")
 PITCH_BANDS = ((36, 48), (48, 60), (60, 72), (72, 84))  # MIDI note ranges -> labels C2..C5
 COUNT_WORDS = ("one two three", "the small house", "bright light music", "open the window", "coffee today",
