@@ -44,6 +44,7 @@ def main(argv=None):
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
     train_args, suite_profile, random_config = PROFILES[a.profile]
+    workers = max(1, min(4, os.cpu_count() or 1))
     py = sys.executable
     run_dir, weights, suite = (os.path.join(out, x) for x in ("run", "weights", "nathear"))
     emb, report = os.path.join(out, "demo_embeddings.npz"), os.path.join(out, "report.md")
@@ -53,7 +54,8 @@ def main(argv=None):
         [py, "training/train.py", *train_args, f"--out_dir={run_dir}"], timings)
     run("2/5 export model.safetensors + config.json", [py, "training/export.py", run_dir, weights], timings)
     run("3/5 build the mini Nat-HEAR suite (held-out rooms)",
-        [py, "-m", "training.nathear", "mini", suite, "--profile", suite_profile], timings)
+        [py, "-m", "training.nathear", "mini", suite, "--profile", suite_profile, "--workers", str(workers)],
+        timings)
     clips = sorted(glob.glob(os.path.join(suite, "tasks", "*", "32000", "test", "*.wav")))[:8]
     run("4/5 embed test clips with hear_gram and the exported weights",
         [py, "-m", "hear_gram.cli", "embed", *clips, "--weights", weights, "--kind", "both", "--out", emb], timings)
