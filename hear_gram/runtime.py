@@ -23,6 +23,7 @@ official code reads the channel count as the clip length for binaural input; her
 is used.  See README "Differences from the official implementation".
 """
 
+import contextlib
 import math
 import warnings
 
@@ -33,6 +34,7 @@ from torch import nn
 from . import checkpoint, hub
 from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", "none", ""}
 
@@ -72,7 +74,7 @@ class GramRuntime(nn.Module):
     """
 
     def __init__(self, model: GramModel, variant: str, strategy: str = "raw", layer: int = None,
-                 compat: bool = False, max_chunks: int = 32):
+                 compat: bool = False, max_chunks: int = 32, precision: str = "fp32"):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -80,12 +82,15 @@ class GramRuntime(nn.Module):
             raise ValueError(f"layer={layer} is outside [-{model.n_blocks}, {model.n_blocks}]")
         if max_chunks < 1:
             raise ValueError("max_chunks must be >= 1")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         if strategy == "cls" and model.config.encoder == "mamba":
             warnings.warn("GRAM-M's causal scan puts CLS first, so its 'cls' output does not depend on the "
                           "audio (gram_spec §3.2); use 'mean' or 'raw'", stacklevel=2)
         self.model = model.eval()
         self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
         self.max_chunks = max_chunks
+        self.precision = precision
         c = model.config
         self.sample_rate = int(c.sample_rate)
         gf, _ = c.grid
@@ -185,9 +190,13 @@ class GramRuntime(nn.Module):
 
     # -- encoder over chunks ------------------------------------------------------------------------
     def _encode(self, chunks: torch.Tensor) -> torch.Tensor:
-        """(M, C, 200, 128) -> tokens (M, 1 + N, D), at most `max_chunks` per pass."""
-        outs = [self.model.forward_features(chunks[i:i + self.max_chunks], layer=self.layer)
-                for i in range(0, chunks.shape[0], self.max_chunks)]
+        """(M, C, 200, 128) -> tokens (M, 1 + N, D) float32, at most `max_chunks` per pass; the encoder runs
+        under autocast when `precision` is bf16/fp16 (the front end and normalisation stay float32)."""
+        dtype = PRECISIONS[self.precision]
+        ctx = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx:
+            outs = [self.model.forward_features(chunks[i:i + self.max_chunks], layer=self.layer).float()
+                    for i in range(0, chunks.shape[0], self.max_chunks)]
         return torch.cat(outs) if outs else chunks.new_zeros(0, 1 + self.config.n_tokens, self.config.dim)
 
     def _chunks(self, lm: torch.Tensor, starts, length: int) -> torch.Tensor:
@@ -285,7 +294,7 @@ def hear_module(variant: str):
     return load_model, get_scene_embeddings, get_timestamp_embeddings
 
 
-OPTIONS = ("strategy", "layer", "compat", "max_chunks", "revision", "repo_id", "log_eps",
+OPTIONS = ("strategy", "layer", "compat", "max_chunks", "precision", "revision", "repo_id", "log_eps",
            "use_mwmae_decoder", "in_channels")
 
 
@@ -293,7 +302,8 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     """Build a variant's runtime with weights from `model_file_path` (file, folder, 'owner/name[@rev]',
     or '' for the variant's Hub repo).  Options (strings from heareval's --model-options are parsed):
     strategy ('raw' | 'mean' | 'cls'), layer (int), compat (bool: official runtime semantics),
-    max_chunks (chunks per forward pass), revision, repo_id, log_eps (override the weights' log offset);
+    max_chunks (chunks per forward pass), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder,
+    for GPUs; parity holds in fp32 only), revision, repo_id, log_eps (override the weights' log offset);
     use_mwmae_decoder / in_channels are accepted for compatibility with the official option strings."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -322,4 +332,5 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     return GramRuntime(model, variant, strategy=str(options.get("strategy") or v.default_strategy),
                        layer=_as_int("layer", options.get("layer")),
                        compat=_as_bool("compat", options.get("compat", False)),
-                       max_chunks=_as_int("max_chunks", options.get("max_chunks", 32), allow_none=False))
+                       max_chunks=_as_int("max_chunks", options.get("max_chunks", 32), allow_none=False),
+                       precision=str(options.get("precision") or "fp32"))

@@ -171,3 +171,14 @@ def test_gram_m_cls_does_not_depend_on_the_audio_and_warns():
     mean = GramRuntime(GramModel(cfg), "gram_m_patch", strategy="mean")
     assert not torch.allclose(mean.get_scene_embeddings(noise(1, 2, SR, seed=1)),
                               mean.get_scene_embeddings(noise(1, 2, SR, seed=2)), atol=1e-4)
+
+
+def test_bf16_precision_is_close_to_fp32_and_returns_float32():
+    x = noise(2, 2, int(2.5 * SR))
+    ref = runtime().get_scene_embeddings(x)
+    low = runtime(precision="bf16").get_scene_embeddings(x)
+    assert low.dtype == torch.float32
+    rel = ((low - ref).norm() / ref.norm()).item()
+    assert 0 < rel < 3e-2  # autocast really ran, and stayed close
+    with pytest.raises(ValueError, match="precision must be one of"):
+        runtime(precision="int8")
