@@ -150,13 +150,19 @@ def _convolve_np(x: np.ndarray, h: np.ndarray, n_out: int) -> np.ndarray:
     m = _block_size(min(n, n_out), L)
     step = m - L + 1
     nb = -(-n_out // step)
-    # L - 1 leading zeros, then x; block k is xp[k*step : k*step + m] and yields y[k*step : (k+1)*step]
-    xp = np.zeros((R, nb * step + L - 1), np.float32)
-    xp[:, L - 1: L - 1 + min(n, n_out)] = x[:, :n_out]
-    blocks = np.lib.stride_tricks.as_strided(xp, (R, nb, m), (xp.strides[0], step * 4, 4), writeable=False)
-    spec = sfft.rfft(h, m, axis=-1, workers=w)[:, :, None] * sfft.rfft(blocks, axis=-1, workers=w)[:, None]
-    y = sfft.irfft(spec, m, axis=-1, workers=w, overwrite_x=True)[..., L - 1:]  # (R, C, nb, step), valid part
-    return y.reshape(R, C, nb * step)[..., :n_out]
+    out = np.empty((R, C, n_out), np.float32)
+    rows = 8 * w  # a few rows per worker at a time: the spectra stay small (measured ~10% faster than all at once)
+    for i in range(0, R, rows):
+        xi, r = x[i: i + rows], min(rows, R - i)
+        # L - 1 leading zeros, then x; block k is xp[k*step : k*step + m] and yields y[k*step : (k+1)*step]
+        xp = np.zeros((r, nb * step + L - 1), np.float32)
+        xp[:, L - 1: L - 1 + min(n, n_out)] = xi[:, :n_out]
+        blocks = np.lib.stride_tricks.as_strided(xp, (r, nb, m), (xp.strides[0], step * 4, 4), writeable=False)
+        spec = sfft.rfft(h[i: i + rows], m, axis=-1, workers=w)[:, :, None] * \
+            sfft.rfft(blocks, axis=-1, workers=w)[:, None]
+        y = sfft.irfft(spec, m, axis=-1, workers=w, overwrite_x=True)[..., L - 1:]  # (r, C, nb, step): valid part
+        out[i: i + rows] = y.reshape(r, C, nb * step)[..., :n_out]
+    return out
 
 
 def mix_at_snr(s: torch.Tensor, n: torch.Tensor, snr_db: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
