@@ -100,7 +100,7 @@ def test_export_round_trip(ci_run, tmp_path):
     run, _ = ci_run
     info = export_mod.export(str(run), str(tmp_path / "export"))
     assert info["max_abs_err"] == 0.0, info  # the same float32 computation on both sides
-    assert sorted(os.listdir(tmp_path / "export")) == ["config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path / "export")) == ["README.md", "config.json", "model.safetensors"]
     cfg = json.load(open(tmp_path / "export" / "config.json"))
     assert cfg["format"] == "hear_gram" and cfg["config"]["log_eps"] == 1e-5 and cfg["config"]["dim"] == 64
     assert cfg["training"]["step"] == 16 and cfg["variant"] == "gram_t_patch"
