@@ -20,7 +20,7 @@ do not depend on the world size), but draws its scenes, crops and masks from its
 (seed, rank): ranks see disjoint random draws (the sampling is with replacement, so this is the sharding).
 `state_dict()` / `load_state_dict()` capture the exact position of both streams for `--resume`.
 
-`workers=W > 0` moves scene synthesis (CPU work, ~0.15 s per 10 s clip; it bounds a GPU step) into W
+`workers=W > 0` moves scene synthesis (CPU work, ~0.03-0.05 s per 10 s clip on one core as of benchmarks/scenes.py; it bounds a GPU step) into W
 background processes that take turns making whole batches, each with its own draw stream (seed, rank, w): the
 stream differs from W = 0 but is just as deterministic and resumable (same W required).
 """
@@ -67,7 +67,7 @@ class CropStream:
         self.synth.rng = np.random.default_rng(scene_ss)
         self.workers = None
         if workers:
-            # Scene synthesis is CPU work (~0.15 s per clip); `workers` forked copies of the synthesizer (same
+            # Scene synthesis is CPU work (tens of ms per clip); `workers` forked copies of the synthesizer (same
             # bank and source pool) make whole batches in turn: batch i comes from worker i % workers, each
             # with its own draw stream (seed, rank, 1 + w).
             self.workers = SceneWorkers(self.synth, clips, [np.random.SeedSequence([seed, rank, 1 + w])
