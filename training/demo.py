@@ -67,7 +67,6 @@ def main(argv=None):
     from training import model_card
 
     card = model_card.write(weights, open(report).read())  # the Hub README, now with the results table
-    print("\n" + open(report).read())
     plots = sorted(glob.glob(os.path.join(out, "**", "*.png"), recursive=True))
     print("| stage | seconds |\n|---|---|")
     for title, s in timings:
