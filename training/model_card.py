@@ -11,9 +11,13 @@ import argparse
 import json
 import os
 
-DATA_DEFAULT = ("the embedded default corpus of hear_gram: dry sources synthesised offline (espeak-ng speech, "
+DATA_DEFAULT = ("The embedded default corpus of hear_gram: dry sources synthesised offline (espeak-ng speech, "
                 "General-MIDI soundfont notes, procedural events) rendered binaurally in image-source shoebox "
                 "rooms with MIT KEMAR HRIRs and a diffuse tail, plus procedural or user noise at 5-40 dB SNR")
+
+
+MAMBA_ONLY = {"d_state", "d_conv", "expand", "headdim"}
+TRANSFORMER_ONLY = {"num_heads", "mlp_dim"}
 
 
 def _describe_data(training: dict) -> str:
@@ -41,7 +45,8 @@ def render(config: dict, results_md: str = None) -> str:
         "## Architecture and front end", "",
         "| field | value |", "|---|---|",
     ]
-    lines += [f"| {k} | {v} |" for k, v in c.items()]
+    unused = MAMBA_ONLY if c["encoder"] == "transformer" else TRANSFORMER_ONLY
+    lines += [f"| {k} | {v} |" for k, v in c.items() if k not in unused]
     lines += ["", f"Log-mel: 128 HTK bands 50-16000 Hz, 1024-point STFT, 10 ms hop, ln(mel + {c['log_eps']:g}) "
               f"(the offset these weights were trained with).", "",
               "## Training data", "", _describe_data(t) + ".", "",
