@@ -20,8 +20,8 @@ do not depend on the world size), but draws its scenes, crops and masks from its
 (seed, rank): ranks see disjoint random draws (the sampling is with replacement, so this is the sharding).
 `state_dict()` / `load_state_dict()` capture the exact position of both streams for `--resume`.
 
-`workers=W > 0` moves scene synthesis (CPU work, ~0.03-0.05 s per 10 s clip on one core as of benchmarks/scenes.py; it bounds a GPU step) into W
-background processes that take turns making whole batches, each with its own draw stream (seed, rank, w): the
+`workers=W > 0` moves scene synthesis (CPU work: tens of ms per 10 s clip and core, benchmarks/scenes.py; it
+bounds a GPU step) into W background processes that take turns making whole batches, each with its own draw stream (seed, rank, w): the
 stream differs from W = 0 but is just as deterministic and resumable (same W required).
 """
 
