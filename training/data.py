@@ -21,8 +21,9 @@ do not depend on the world size), but draws its scenes, crops and masks from its
 `state_dict()` / `load_state_dict()` capture the exact position of both streams for `--resume`.
 
 `workers=W > 0` moves scene synthesis (CPU work: tens of ms per 10 s clip and core, benchmarks/scenes.py; it
-bounds a GPU step) into W background processes that take turns making whole batches, each with its own draw stream (seed, rank, w): the
-stream differs from W = 0 but is just as deterministic and resumable (same W required).
+bounds a GPU step) into W background processes that take turns making whole batches, each with its own draw
+stream (seed, rank, w): the stream differs from W = 0 but is just as deterministic and resumable (same W
+required).
 """
 
 import queue
