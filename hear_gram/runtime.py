@@ -229,23 +229,19 @@ class GramRuntime(nn.Module):
         chunk_of = torch.searchsorted(first_tok + gt, g, right=True)
         local = g - first_tok[chunk_of]
         dev = tokens.device
-        if self.strategy in ("raw", "mean"):
+        valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out  # (K, T'): token columns inside the clip
+        if self.strategy == "raw":
             raw = self.model.pool(tokens, "raw").reshape(n, k, gt, -1)  # (n, K, T', F'*D)
             frames = raw[:, chunk_of.to(dev), local.to(dev)]  # (n, X, F'*D)
-            if self.strategy == "raw":
-                ts = ts_tok.to(dev, torch.float32).expand(n, -1)
-                return frames, ts, frames.mean(dim=1)
-            d = c.dim
-            per_tok = frames.reshape(n, x_out, -1, d).mean(dim=2)  # (n, X, D): mean over frequency
-            scene = per_tok.mean(dim=1)
-            # one vector per chunk: mean over its patch tokens inside the clip
-            valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out  # (K, T')
-            w = valid.to(dev, per_tok.dtype)
-            col = raw.reshape(n, k, gt, -1, d).mean(dim=3)  # (n, K, T', D)
+            return frames, ts_tok.to(dev, torch.float32).expand(n, -1), frames.mean(dim=1)
+        if self.strategy == "mean":
+            gf = c.grid[0]
+            col = tokens[:, 1:].reshape(n, k, gf, gt, c.dim).mean(dim=2)  # (n, K, T', D): mean over frequency
+            scene = col[:, chunk_of.to(dev), local.to(dev)].mean(dim=1)  # every output frame once
+            w = valid.to(dev, col.dtype)  # one vector per chunk: mean over its token columns inside the clip
             per_chunk = (col * w[None, :, :, None]).sum(2) / w.sum(1)[None, :, None]
         else:  # cls
             per_chunk = self.model.pool(tokens, "cls").reshape(n, k, -1)
-            valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out
             scene = per_chunk.mean(dim=1)
         ts_chunk = torch.stack([self.token_centres_ms(first_tok[j] + torch.arange(gt)[valid[j]]).mean()
                                 for j in range(k)])

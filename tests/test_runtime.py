@@ -182,3 +182,10 @@ def test_bf16_precision_is_close_to_fp32_and_returns_float32():
     assert 0 < rel < 3e-2  # autocast really ran, and stayed close
     with pytest.raises(ValueError, match="precision must be one of"):
         runtime(precision="int8")
+
+
+def test_mean_scene_is_the_mean_of_the_raw_frames_over_time_and_frequency():
+    x = noise(2, 2, int(5.3 * SR))
+    raw, _ = runtime("raw").get_timestamp_embeddings(x)
+    mean = runtime("mean").get_scene_embeddings(x)
+    assert torch.allclose(raw.reshape(2, raw.shape[1], 8, 64).mean(dim=(1, 2)), mean, atol=1e-5)
