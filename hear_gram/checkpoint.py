@@ -80,6 +80,7 @@ def to_model_keys(state_dict: dict) -> dict:
 
 def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
     """Architecture from tensor shapes (Appendix C step 3); other fields (log_eps, ...) from `base`."""
+    base = base or GramConfig()
     sd = to_model_keys(state_dict)
     w = sd.get("patch_embed.proj.weight")
     if w is None or w.ndim != 4:
@@ -87,21 +88,18 @@ def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
     dim, in_ch, fs, ts = w.shape
     mamba = any(k.startswith("encoder_v.") for k in sd)
     prefix = "decoder_v" if mamba else "decoder_blocks"
-    depth = len({k.split(".")[2] for k in sd if k.startswith("encoder_v.layers.")}) if mamba else \
-        len({k.split(".")[2] for k in sd if k.startswith("encoder.layers.")})
+    layers = "encoder_v.layers." if mamba else "encoder.layers."
+    depth = len({k.split(".")[2] for k in sd if k.startswith(layers)})
     dec_depth = len({k.split(".")[1] for k in sd if k.startswith(prefix + ".")})
     dec_dim = sd["decoder_embed.weight"].shape[0]
-    dec_heads = (GramConfig().decoder_heads if base is None else base.decoder_heads)
-    windows = []
-    for h in range(dec_heads):
+    windows = []  # head counts and widths are not in the shapes: they come from `base`
+    for h in range(base.decoder_heads):
         t = sd.get(f"{prefix}.0.wmha.attn_heads.{h}.relative_position_bias_table")
         windows.append(0 if t is None else (t.shape[0] + 1) // 2)
     fields = dict(encoder="mamba" if mamba else "transformer", patch=(fs, ts), in_channels=in_ch, dim=dim,
                   depth=depth, decoder_dim=dec_dim, decoder_depth=dec_depth, decoder_windows=tuple(windows))
     if not mamba:
         fields["mlp_dim"] = sd["encoder.layers.encoder_layer_0.mlp.0.weight"].shape[0]
-        fields["num_heads"] = (base or GramConfig()).num_heads
-    base = base or GramConfig()
     return GramConfig(**{**base.to_dict(), **fields})
 
 
