@@ -3,10 +3,10 @@
 Chunk tensors are compared with the model path; runtime tensors with the official-compatibility
 runtime (the default runtime fixes the official defects, see test_runtime.py)."""
 
+import importlib
+
 import pytest
 import torch
-
-import importlib
 
 from hear_gram.checkpoint import load_into
 from hear_gram.model import VARIANTS, GramModel
