@@ -2,6 +2,7 @@
 
     python benchmarks/scenes_inspect.py [/tmp/scenes_inspect.png]
 """
+import os
 import sys
 
 import matplotlib
@@ -11,25 +12,16 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
 from training.scenes import SceneSynth  # noqa: E402
 
 
 def logmel(x: torch.Tensor) -> torch.Tensor:
-    """(2, n) -> (2, 128, frames): 25 ms Hann, 10 ms hop, 128 mel bands 50-16000 Hz, ln(mel + 1e-5)."""
-    try:
-        from hear_gram.features import mel_filterbank
-        fb = torch.as_tensor(mel_filterbank(), dtype=torch.float32)  # (513, 128) or (128, 513)
-        fb = fb.T if fb.shape[0] == 513 else fb
-    except (ImportError, TypeError):
-        f = torch.linspace(0, 16000, 513)
-        mel = lambda h: 2595 * torch.log10(1 + h / 700)  # noqa: E731
-        pts = 700 * (10 ** (torch.linspace(mel(torch.tensor(50.)), mel(torch.tensor(16000.)), 130) / 2595) - 1)
-        lo, c, hi = pts[:-2, None], pts[1:-1, None], pts[2:, None]
-        fb = torch.clamp(torch.minimum((f - lo) / (c - lo), (hi - f) / (hi - c)), min=0)
-    win = torch.zeros(1024)
-    win[112:912] = torch.hann_window(800)
-    spec = torch.stft(x, 1024, 320, window=win, return_complex=True).abs() ** 2  # (2, 513, T)
-    return torch.log(fb @ spec + 1e-5)
+    """(2, n) -> (2, 128, frames): the model's own front end (hear_gram.features), ln(mel + 1e-5)."""
+    from hear_gram.features import LogMel
+
+    return LogMel(log_eps=1e-5)(x).transpose(-1, -2)
 
 
 def main(out="/tmp/scenes_inspect.png"):
