@@ -1,6 +1,6 @@
 """Inference throughput of the HEAR runtime: clips/s and real-time factor (audio seconds per second).
 
-    python benchmarks/inference.py [--variants gram_t_patch gram_m_patch] [--repeat 2] [--device cpu cuda]
+    python -m benchmarks.inference [--variants gram_t_patch gram_m_patch] [--repeat 2] [--device cpu cuda]
 
 Random weights of the full official architecture (speed does not depend on the values).  Rows:
 (1 x 120 s) and (8 x 10 s) binaural clips, default runtime vs official-compatibility runtime, on
@@ -9,17 +9,15 @@ CPU and on CUDA when present.  Prints a markdown table.
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hear_gram.checkpoint import save_model  # noqa: E402
-from hear_gram.model import VARIANTS, GramModel  # noqa: E402
-from hear_gram.runtime import load_runtime  # noqa: E402
+from hear_gram.checkpoint import save_model
+from hear_gram.model import VARIANTS, GramModel
+from hear_gram.runtime import load_runtime
 
 SR = 32000
 SHAPES = {"1 x 120 s": (1, 120), "8 x 10 s": (8, 10)}

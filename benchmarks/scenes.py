@@ -1,7 +1,7 @@
 """Scene synthesis throughput: bank build time and 10 s binaural scenes per second, per device, torch thread
 count and batch size (median of --repeats timed batches after a warm-up batch).
 
-    python benchmarks/scenes.py [--preset smoke] [--batch 8 32] [--threads 1 2 16] [--repeats 3]
+    python -m benchmarks.scenes [--preset smoke] [--batch 8 32] [--threads 1 2 16] [--repeats 3]
                                 [--no-speech] [--devices cpu cuda]
 
 --threads sets torch.set_num_threads, which the synthesizer also uses for scipy.fft workers.

@@ -1,8 +1,7 @@
 """Inspection plot: left/right log-mels of one espeak utterance spatialised at -90, 0 and +90 deg azimuth.
 
-    python benchmarks/scenes_inspect.py [/tmp/scenes_inspect.png]
+    python -m benchmarks.scenes_inspect [/tmp/scenes_inspect.png]
 """
-import os
 import sys
 
 import matplotlib
@@ -11,8 +10,6 @@ import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from training.scenes import SceneSynth  # noqa: E402
 

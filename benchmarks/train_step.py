@@ -1,7 +1,7 @@
 """Training-step time and crops/s of training/train.py's step, against a FLOP floor.
 
-    python benchmarks/train_step.py                                  # CPU: smoke model, then full GRAM-T patch
-    python benchmarks/train_step.py --configs gram_t_patch --clips 32 --crops 16 --steps 5 --device cuda
+    python -m benchmarks.train_step                                  # CPU: smoke model, then full GRAM-T patch
+    python -m benchmarks.train_step --configs gram_t_patch --clips 32 --crops 16 --steps 5 --device cuda
 
 Per configuration it times, separately, (a) data: scene synthesis + log-mel + crops + masks (training/data.py)
 and (b) compute: forward + backward + grad clip + AdamW step (bf16 autocast on CUDA, float32 on CPU), then
@@ -25,18 +25,16 @@ forward + backward; 51.8 if the windowed decoder heads computed only their windo
 """
 
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
-from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
-from training.data import CropStream, scene_config  # noqa: E402
-from training.train import load_preset  # noqa: E402
+from hear_gram.model import VARIANTS, GramConfig, GramModel
+from training.config import load_preset
+from training.data import CropStream
+from training.scenes import SceneConfig
 
 
 def flops_per_crop(c: GramConfig) -> float:
@@ -89,7 +87,7 @@ def bench(name: str, device: torch.device, clips: int, crops: int, steps: int, w
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01,
                             **({"fused": True} if device.type == "cuda" else {}))
-    stream = CropStream(scene_config("smoke"), cfg, clips, crops, seed=0, device=device)
+    stream = CropStream(SceneConfig.preset("smoke"), cfg, clips, crops, seed=0, device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     t_data, t_comp = [], []
     for i in range(warmup + steps):

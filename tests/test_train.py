@@ -14,7 +14,8 @@ import torch
 
 from hear_gram.model import GramConfig
 from training import export as export_mod
-from training.data import CropStream, scene_config
+from training.data import CropStream
+from training.scenes import SceneConfig
 from training.train import CKPT_NAME, NonFiniteLoss, get_lr, main, read_checkpoint, resolve_config, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,7 +83,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
 def test_ddp_two_gloo_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           os.path.join(REPO, "training", "train.py"), "--preset=ci", f"--out_dir={tmp_path}", "--max_steps=4",
+           "-m", "training.train", "--preset=ci", f"--out_dir={tmp_path}", "--max_steps=4",
            "--ckpt_every=2", "--backend=gloo", "--device=cpu"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -191,7 +192,7 @@ def test_crop_stream_shapes_masks_and_state():
     from hear_gram.features import LogMel
 
     mel = LogMel(log_eps=1e-5)
-    s = CropStream(scene_config("smoke"), mcfg, clips=1, crops_per_clip=4, seed=3, rank=1)
+    s = CropStream(SceneConfig.preset("smoke"), mcfg, clips=1, crops_per_clip=4, seed=3, rank=1)
     state = s.state_dict()
     x, mask = s.next_batch(mel)
     assert x.shape == (4, 2, 200, 128) and x.dtype == torch.float32 and torch.isfinite(x).all()
@@ -200,4 +201,4 @@ def test_crop_stream_shapes_masks_and_state():
     x2, mask2 = s.next_batch(mel)
     assert torch.equal(x, x2) and torch.equal(mask, mask2)
     with pytest.raises(ValueError, match="unknown SceneConfig fields"):
-        scene_config("smoke", {"nope": 1})
+        SceneConfig.preset("smoke", {"nope": 1})

@@ -1,6 +1,7 @@
 """Training batches: naturalistic scenes -> 10 s binaural log-mels -> in-batch 2 s crops + masks (gram_spec §7.3).
 
-    stream = CropStream(scene_cfg, gram_cfg, clips=32, crops_per_clip=16, seed=0, rank=0, device="cpu")
+    stream = CropStream(SceneConfig.preset("smoke"), gram_cfg, clips=32, crops_per_clip=16, seed=0, rank=0,
+                        device="cpu")
     x, mask = stream.next_batch(model.melspec)
     # x: (clips * crops_per_clip, C, 200, 128) float32 log-mel crops (time before frequency, as GramModel takes them)
     # mask: (clips * crops_per_clip, N) bool, True = masked, exactly round(mask_ratio * N) per row (§5.1)
@@ -34,20 +35,6 @@ import torch
 from hear_gram.model import GramConfig, random_mask
 
 from .scenes import SceneConfig, SceneSynth
-
-
-def scene_config(preset: str, overrides: dict = None) -> SceneConfig:
-    """A `SceneConfig` preset with field overrides (lists become tuples, as the frozen dataclass expects)."""
-    import dataclasses
-
-    cfg = SceneConfig.preset(preset)
-    overrides = dict(overrides or {})
-    names = {f.name for f in dataclasses.fields(SceneConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown SceneConfig fields {unknown}; known: {sorted(names)}")
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-    return dataclasses.replace(cfg, **fixed)
 
 
 class CropStream:

@@ -51,8 +51,8 @@ def main(argv=None):
     timings, t0 = [], time.time()
 
     run("1/5 pretrain GRAM-T on synthesized binaural scenes",
-        [py, "training/train.py", *train_args, f"--out_dir={run_dir}"], timings)
-    run("2/5 export model.safetensors + config.json", [py, "training/export.py", run_dir, weights], timings)
+        [py, "-m", "training.train", *train_args, f"--out_dir={run_dir}"], timings)
+    run("2/5 export model.safetensors + config.json", [py, "-m", "training.export", run_dir, weights], timings)
     run("3/5 build the mini Nat-HEAR suite (held-out rooms)",
         [py, "-m", "training.nathear", "mini", suite, "--profile", suite_profile, "--workers", str(workers)],
         timings)

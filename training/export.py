@@ -1,7 +1,7 @@
 """Training checkpoint -> hear_gram weights folder (`model.safetensors` + `config.json`), optionally pushed to the Hub.
 
-    python training/export.py runs/gram_t exports/gram_t                       # a run folder or its ckpt.pt
-    python training/export.py runs/gram_t exports/gram_t --push-to-hub me/gram-t-mine [--private]
+    python -m training.export runs/gram_t exports/gram_t                       # a run folder or its ckpt.pt
+    python -m training.export runs/gram_t exports/gram_t --push-to-hub me/gram-t-mine [--private]
     # then: hear_gram.gram_t_patch.load_model("exports/gram_t")  or  load_model("me/gram-t-mine")
 
 The weights are the training model's own state dict (official GRAM key names, `bare` layout of
@@ -21,14 +21,11 @@ import sys
 
 import torch
 
-if __package__ in (None, ""):  # `python training/export.py`: training/ runs from a checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from hear_gram.checkpoint import save_model  # noqa: E402
-from training import model_card  # noqa: E402
-from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
-from hear_gram.runtime import GramRuntime, load_runtime  # noqa: E402
-from training.train import CKPT_NAME, read_checkpoint  # noqa: E402
+from hear_gram.checkpoint import save_model
+from training import model_card
+from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.runtime import GramRuntime, load_runtime
+from training.train import CKPT_NAME, read_checkpoint
 
 EXPORTED = ("model.safetensors", "config.json")
 

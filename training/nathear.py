@@ -318,9 +318,9 @@ def _espeak():
 
 
 def _say(eng, text: str, rng: np.random.Generator) -> np.ndarray:
-    from .sources import _LIBC, VARIANTS, VOICES, resample
+    from .sources import LIBC, VARIANTS, VOICES, resample
     voice = f"{rng.choice(VOICES[:6])}+{rng.choice(VARIANTS)}"
-    _LIBC.srand(int(rng.integers(2 ** 31)))
+    LIBC.srand(int(rng.integers(2 ** 31)))
     x = eng.synth(text, voice, int(rng.integers(130, 240)), int(rng.integers(20, 90)))
     return resample(x, eng.sr)
 

@@ -4,7 +4,7 @@ Public API (stable; the pretraining loop and the Nat-HEAR builder use only this)
 
     from training.scenes import SceneConfig, SceneSynth
 
-    cfg = SceneConfig.preset("smoke")             # or "default"; SceneConfig(...) / dataclasses.replace(cfg, ...)
+    cfg = SceneConfig.preset("smoke")             # training/presets/scene/<name>.py; or SceneConfig(...)
     synth = SceneSynth(cfg, seed=0, device="cpu", split="train")
     audio, meta = synth.sample(batch_size)        # audio: (B, 2, 320000) float32 torch tensor on `device`,
                                                   # 10 s at 32 kHz, channel 0 = left ear; meta: list of B dicts
@@ -47,6 +47,7 @@ import torch
 
 from .brir import BankSpec, BrirBank, UserBrirFolder, place_source, random_listener, random_noise_position, \
     random_room, render_brir, schroeder_rt60
+from .config import dataclass_from_preset
 from .hrir import load_kemar, unit_vector
 from .noise import PROCEDURAL, Pending, draw_noise, fft_workers, render_pending
 from .sources import FolderSource, TarShardSource, cached_pool, rms_normalize
@@ -92,13 +93,11 @@ class SceneConfig:
     brir_test_fraction: float = 0.15
     peak: float = 0.99  # scenes louder than this are scaled down (recorded as meta["gain"])
 
-    @staticmethod
-    def preset(name: str) -> "SceneConfig":
-        if name == "smoke":  # bank of 32 sets (~5 s), pool ~0.5 s
-            return SceneConfig(n_rooms=8, sets_per_room=4, n_speech=32, n_notes=32, n_events=32)
-        if name == "default":  # bank of 1024 sets (~3 min once, then cached, ~200 MB)
-            return SceneConfig()
-        raise ValueError(f"unknown scene preset {name!r}; known: smoke, default")
+    @classmethod
+    def preset(cls, name: str, overrides: dict | None = None) -> "SceneConfig":
+        """training/presets/scene/<name>.py (or a .py path) with field overrides (training/config.py);
+        unknown fields are a ValueError naming them."""
+        return dataclass_from_preset(cls, name, "scene", overrides)
 
     @property
     def n_samples(self) -> int:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 FS = 32000
-_LIBC = ctypes.CDLL(None)
+LIBC = ctypes.CDLL(None)  # the C library of this process (srand seeds espeak-ng's noise sources)
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def speech_clips(n: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray
         words = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 13))))
         voice = f"{rng.choice(VOICES)}+{rng.choice(VARIANTS)}"
         rate, pitch = int(rng.integers(110, 260)), int(rng.integers(20, 90))
-        _LIBC.srand(int(rng.integers(2 ** 31)))  # espeak's noise sources (klatt, whisper) use libc rand()
+        LIBC.srand(int(rng.integers(2 ** 31)))  # espeak's noise sources (klatt, whisper) use libc rand()
         x = eng.synth(words, voice, rate, pitch)
         if len(x) and np.any(x):
             out.append((f"espeak:{voice}:{rate}:{pitch}:{words}", resample(x, eng.sr)))

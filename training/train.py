@@ -1,13 +1,15 @@
 """Masked pretraining of GRAM-T / GRAM-M on naturalistic binaural scenes (paper §3.2-3.3, gram_spec §5, §7).
 
-    python training/train.py --preset=smoke                               # minutes on a 2-core CPU
-    python training/train.py --preset=smoke --out_dir=runs/smoke --resume # continue from runs/smoke/ckpt.pt
-    torchrun --standalone --nproc_per_node=8 training/train.py --preset=paper --out_dir=runs/gram_t
-    python training/export.py runs/gram_t exports/gram_t                  # -> model.safetensors + config.json
+    python -m training.train --preset=smoke                               # minutes on a 2-core CPU
+    python -m training.train --preset=smoke --out_dir=runs/smoke --resume # continue from runs/smoke/ckpt.pt
+    torchrun --standalone --nproc_per_node=8 -m training.train --preset=paper --out_dir=runs/gram_t
+    python -m training.export runs/gram_t exports/gram_t                  # -> model.safetensors + config.json
 
 One plain loop (nanoGPT layout): defaults -> preset file (training/presets/<name>.py) -> `--key=value`
-overrides (type-checked; unknown keys are errors; `--model.<GramConfig field>=` and `--scene.<SceneConfig
-field>=` reach the two dataclasses) -> DDP from the torchrun environment -> model, data, optimizer -> loop.
+overrides (training/config.py: type-checked; unknown keys are errors; `--model.<GramConfig field>=` and
+`--scene.<SceneConfig field>=` reach the two dataclasses; `--scene_preset` names a training/presets/scene/ file)
+-> `train()`: setup (device, DDP from the torchrun environment, resume check) -> model and data -> optimiser
+-> loop.
 
 Per step: `clips` fresh 10 s binaural scenes per rank -> log-mel (eps `model.log_eps`, 1e-5 in training as the
 official code, §9.1) -> `crops_per_clip` random 2 s crops each + 80 % random masks (training/data.py) ->
@@ -23,7 +25,6 @@ run in the same process; in a new process too unless the espeak-ng speech genera
 is not bit-stable on the machine, see training/scenes.py).
 """
 
-import ast
 import contextlib
 import json
 import math
@@ -31,19 +32,18 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-if __package__ in (None, ""):  # `python training/train.py` / torchrun: training/ runs from a checkout
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from hear_gram.model import VARIANTS, GramConfig, GramModel
+from training.config import field_defaults, parse_value, resolve, split_argv
+from training.data import CropStream
+from training.monitor import open_writer, reconstruction_figure
+from training.scenes import SceneConfig
 
-from hear_gram.model import VARIANTS, GramConfig, GramModel  # noqa: E402
-from training.data import CropStream, scene_config  # noqa: E402
-from training.monitor import open_writer, reconstruction_figure  # noqa: E402
-
-PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets")
 CKPT_NAME = "ckpt.pt"
 CKPT_FORMAT = "hear_gram.train"
 
@@ -96,111 +96,22 @@ class NonFiniteLoss(FloatingPointError):
 
 
 # ----------------------------------------------------------------------------- configuration
-def _parse_value(text):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text  # a bare string such as --device=cpu
-
-
-def _check_type(key, value, default):
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif isinstance(default, tuple) and isinstance(value, (tuple, list)):
-        return tuple(value)
-    elif isinstance(default, int) and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif isinstance(default, str) and isinstance(value, str):
-        return value
-    raise TypeError(f"{key}={value!r}: expected {type(default).__name__} like the default {default!r}")
-
-
-def _field_defaults(cls) -> dict:
-    import dataclasses
-
-    return {f.name: f.default for f in dataclasses.fields(cls)}
-
-
-def _set(cfg: dict, key: str, value) -> None:
-    """Type-checked assignment of one key (`name` or `model.<field>` / `scene.<field>`)."""
+def _groups() -> dict:
+    """`--model.<field>` / `--scene.<field>` reach GramConfig / SceneConfig fields, type-checked."""
     from training.scenes import SceneConfig
 
-    if "." in key:
-        group, field = key.split(".", 1)
-        known = {"model": _field_defaults(GramConfig), "scene": _field_defaults(SceneConfig)}.get(group)
-        if known is None or field not in known:
-            raise ValueError(f"unknown config key {key!r}" + ("" if known is None else
-                                                              f"; {group} fields: {sorted(known)}"))
-        cfg[group] = {**cfg[group], field: _check_type(key, value, known[field])}
-    elif key in ("model", "scene"):
-        for k, v in dict(value).items():
-            _set(cfg, f"{key}.{k}", v)
-    elif key not in DEFAULTS:
-        raise ValueError(f"unknown config key {key!r}; known: {sorted(DEFAULTS)}")
-    else:
-        cfg[key] = _check_type(key, value, DEFAULTS[key])
-
-
-def load_preset(name: str) -> dict:
-    """Plain assignments from training/presets/<name>.py (or a path); `base = "<preset>"` extends another."""
-    path = name if name.endswith(".py") else os.path.join(PRESETS, f"{name}.py")
-    if not os.path.exists(path):
-        known = sorted(f[:-3] for f in os.listdir(PRESETS) if f.endswith(".py") and not f.startswith("_"))
-        raise ValueError(f"unknown preset {name!r}; known: {known}")
-    scope = {}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), {}, scope)
-    values = {k: v for k, v in scope.items() if not k.startswith("_")}
-    base = values.pop("base", None)
-    out = load_preset(base) if base else {}
-    for group in ("model", "scene"):  # nested dicts extend the base preset's
-        if group in values:
-            values[group] = {**out.get(group, {}), **values[group]}
-    return {**out, **values}
-
-
-def _split_argv(argv) -> list:
-    """['--a=1', '--b', '2', '--flag'] -> [('a', '1'), ('b', '2'), ('flag', 'True')]."""
-    pairs, i = [], 0
-    while i < len(argv):
-        tok = argv[i]
-        if not tok.startswith("--"):
-            raise ValueError(f"expected --key=value, got {tok!r}")
-        if "=" in tok:
-            k, v = tok[2:].split("=", 1)
-        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            k, v = tok[2:], argv[i + 1]
-            i += 1
-        else:
-            k, v = tok[2:], "True"  # bare boolean flag
-        pairs.append((k.replace("-", "_") if "." not in k else k, v))
-        i += 1
-    return pairs
+    return {"model": field_defaults(GramConfig), "scene": field_defaults(SceneConfig)}
 
 
 def resolve_config(argv=()) -> dict:
-    """defaults -> preset -> command-line overrides.  `--resume` without `--preset` starts from the config
-    stored in out_dir's checkpoint instead of a preset."""
-    pairs = _split_argv(list(argv))
-    given = dict(pairs)
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    if "preset" in given:
-        for k, v in load_preset(given["preset"]).items():
-            _set(cfg, k, v)
-    elif _parse_value(given.get("resume", "False")) is True:
-        out_dir = given.get("out_dir", cfg["out_dir"])
-        saved = read_checkpoint(os.path.join(out_dir, CKPT_NAME))["config"]
-        for k, v in saved.items():
-            if k not in INVOCATION:
-                _set(cfg, k, v)
-    for k, v in pairs:
-        _set(cfg, k, _parse_value(v))
-    return cfg
+    """defaults -> preset -> command-line overrides (training/config.py).  `--resume` without `--preset` starts
+    from the config stored in out_dir's checkpoint instead of a preset."""
+    given = dict(split_argv(argv))
+    base = None
+    if "preset" not in given and parse_value(given.get("resume", "False")) is True:
+        saved = read_checkpoint(os.path.join(given.get("out_dir", DEFAULTS["out_dir"]), CKPT_NAME))["config"]
+        base = {k: v for k, v in saved.items() if k not in INVOCATION}
+    return resolve(DEFAULTS, argv, _groups(), base=base)
 
 
 def model_config(cfg: dict) -> GramConfig:
@@ -252,96 +163,199 @@ def set_rng_state(state: dict, stream: CropStream) -> None:
     stream.load_state_dict(state["data"])
 
 
-# ----------------------------------------------------------------------------- the run
-def train(cfg: dict) -> dict:
-    """Run (or resume) one training job; returns {"step", "losses" (this invocation), "out_dir"}."""
-    # -- distributed setup: torchrun sets RANK / LOCAL_RANK / WORLD_SIZE
+# ----------------------------------------------------------------------------- helpers of train()
+@dataclass
+class Placement:
+    """Where this process runs: device and, under torchrun, its rank in the process group."""
+    device: torch.device
+    ddp: bool = False
+    rank: int = 0
+    local_rank: int = 0
+    world: int = 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def place(cfg: dict) -> Placement:
+    """Device, CPU threads and (torchrun sets RANK / LOCAL_RANK / WORLD_SIZE) the DDP process group."""
     ddp = int(os.environ.get("RANK", -1)) != -1
     rank, local_rank, world = (int(os.environ[k]) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")) if ddp else (0, 0, 1)
-    dev_name = cfg["device"]
-    if dev_name == "auto":
-        dev_name = "cuda" if torch.cuda.is_available() else "cpu"
-    if ddp and dev_name == "cuda":
-        dev_name = f"cuda:{local_rank}"
-    device = torch.device(dev_name)
+    name = cfg["device"]
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if ddp and name == "cuda":
+        name = f"cuda:{local_rank}"
+    device = torch.device(name)
     if device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # as the official run
     if ddp:
-        backend = cfg["backend"] if cfg["backend"] != "auto" else ("nccl" if device.type == "cuda" else "gloo")
-        dist.init_process_group(backend)
-    master = rank == 0
+        dist.init_process_group(cfg["backend"] if cfg["backend"] != "auto" else
+                                ("nccl" if device.type == "cuda" else "gloo"))
     if device.type == "cpu":
         local = int(os.environ.get("LOCAL_WORLD_SIZE", world if ddp else 1))
         torch.set_num_threads(cfg["threads"] or max(1, (os.cpu_count() or 1) // local))
+    return Placement(device, ddp, rank, local_rank, world)
+
+
+def autocast_for(cfg: dict, device: torch.device):
+    """bfloat16 autocast on CUDA by default (the official bf16-mixed), float32 (no autocast) on the CPU."""
     dtype = {"auto": torch.bfloat16 if device.type == "cuda" else torch.float32, "float32": torch.float32,
              "bfloat16": torch.bfloat16}[cfg["dtype"]]
-    autocast = (torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext())
-    out_dir, ckpt_path = cfg["out_dir"], os.path.join(cfg["out_dir"], CKPT_NAME)
-    stream = None
-    try:
-        # -- resume: the checkpoint must describe the same run
-        ckpt = read_checkpoint(ckpt_path) if cfg["resume"] else None
-        if ckpt is not None:
-            diff = sorted(k for k in DEFAULTS if k not in RESUME_FREE and ckpt["config"].get(k) != cfg[k])
-            if diff:
-                raise ValueError(f"cannot resume {ckpt_path}: settings differ from the checkpoint's: "
-                                 + ", ".join(f"{k}={cfg[k]!r} (checkpoint {ckpt['config'].get(k)!r})" for k in diff))
-        # -- model, data, optimizer
-        mcfg = model_config(cfg)
-        torch.manual_seed(cfg["seed"])  # identical initialisation on every rank
-        raw_model = GramModel(mcfg).to(device)
-        if mcfg.encoder == "mamba":  # kept for the official key set, never used in forward (gram_spec §3.2)
-            raw_model.encoder_norm.requires_grad_(False)
-        stream = CropStream(scene_config(cfg["scene_preset"], cfg["scene"]), mcfg, cfg["clips"],
-                            cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=rank, device=device,
-                            workers=cfg["data_workers"])
-        params = [p for p in raw_model.parameters() if p.requires_grad]  # no parameter groups (§7.4)
-        optimizer = torch.optim.AdamW(params, lr=cfg["lr"], betas=cfg["betas"], weight_decay=cfg["weight_decay"],
-                                      **({"fused": True} if device.type == "cuda" else {}))
-        step = 0
-        if ckpt is not None:
-            raw_model.load_state_dict(ckpt["model"], strict=True)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step = ckpt["step"]
-            if len(ckpt["rng"]) == world:
-                set_rng_state(ckpt["rng"][rank], stream)
-            elif master:
-                print(f"resuming {world} ranks from a {len(ckpt['rng'])}-rank checkpoint: data streams are reseeded",
-                      file=sys.stderr)
-        model = torch.compile(raw_model) if cfg["compile"] else raw_model
-        if ddp:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
 
-        if master:
-            os.makedirs(out_dir, exist_ok=True)
-            with open(os.path.join(out_dir, "config.json"), "w") as f:
-                json.dump({"train": cfg, "model": mcfg.to_dict(), "world_size": world}, f, indent=2)
-        writer = open_writer(out_dir, step, master and cfg["tensorboard"])
-        end = cfg["max_steps"] if cfg["stop_at_step"] < 0 else min(cfg["stop_at_step"], cfg["max_steps"])
-        pbar = None
-        if master and cfg["progress"]:
+
+def checkpoint_to_resume(cfg: dict, path: str):
+    """The checkpoint `--resume` continues (None without --resume); it must describe the same run."""
+    if not cfg["resume"]:
+        return None
+    ckpt = read_checkpoint(path)
+    diff = sorted(k for k in DEFAULTS if k not in RESUME_FREE and ckpt["config"].get(k) != cfg[k])
+    if diff:
+        raise ValueError(f"cannot resume {path}: settings differ from the checkpoint's: "
+                         + ", ".join(f"{k}={cfg[k]!r} (checkpoint {ckpt['config'].get(k)!r})" for k in diff))
+    return ckpt
+
+
+def build_model(cfg: dict, device: torch.device):
+    """(GramConfig, model): identical initialisation on every rank (seeded)."""
+    mcfg = model_config(cfg)
+    torch.manual_seed(cfg["seed"])
+    model = GramModel(mcfg).to(device)
+    if mcfg.encoder == "mamba":  # kept for the official key set, never used in forward (gram_spec §3.2)
+        model.encoder_norm.requires_grad_(False)
+    return mcfg, model
+
+
+def build_optimizer(cfg: dict, model: torch.nn.Module, device: torch.device):
+    """(trainable parameters, AdamW): no parameter groups (gram_spec §7.4); fused on CUDA."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return params, torch.optim.AdamW(params, lr=cfg["lr"], betas=cfg["betas"], weight_decay=cfg["weight_decay"],
+                                     **({"fused": True} if device.type == "cuda" else {}))
+
+
+def restore(ckpt: dict, model, optimizer, stream: CropStream, where: Placement) -> int:
+    """Load weights, optimizer and (same world size) this rank's RNG and data position; returns the step."""
+    model.load_state_dict(ckpt["model"], strict=True)
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if len(ckpt["rng"]) == where.world:
+        set_rng_state(ckpt["rng"][where.rank], stream)
+    elif where.master:
+        print(f"resuming {where.world} ranks from a {len(ckpt['rng'])}-rank checkpoint: data streams are reseeded",
+              file=sys.stderr)
+    return ckpt["step"]
+
+
+def save_checkpoint(path: str, cfg: dict, mcfg: GramConfig, model, optimizer, step: int, stream: CropStream,
+                    where: Placement) -> None:
+    """Every rank contributes its RNG and data position; rank 0 writes (temporary file, then rename)."""
+    states = [None] * where.world
+    if where.ddp:
+        dist.all_gather_object(states, rng_state(stream))
+    else:
+        states[0] = rng_state(stream)
+    if where.master:
+        atomic_save({"format": CKPT_FORMAT, "version": 1, "config": cfg, "model_config": mcfg.to_dict(),
+                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "world_size": where.world, "rng": states}, path)
+
+
+def step_stats(loss: torch.Tensor, grad_norm: torch.Tensor, where: Placement) -> tuple:
+    """(loss, grad norm) as floats, averaged over ranks, so every rank takes the same stop decision."""
+    stats = torch.stack([loss.detach().float(), grad_norm.detach().float()])
+    if where.ddp:
+        dist.all_reduce(stats)
+        stats /= where.world
+    return tuple(stats.tolist())
+
+
+class RunLog:
+    """Rank 0's outputs: config.json, log.jsonl, the progress bar, TensorBoard scalars, reconstruction PNGs."""
+
+    def __init__(self, cfg: dict, mcfg: GramConfig, where: Placement, step: int, end: int):
+        self.cfg, self.mcfg, self.on, self.out_dir = cfg, mcfg, where.master, cfg["out_dir"]
+        self.writer = self.pbar = None
+        if not self.on:
+            return
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, "config.json"), "w") as f:
+            json.dump({"train": cfg, "model": mcfg.to_dict(), "world_size": where.world}, f, indent=2)
+        self.writer = open_writer(self.out_dir, step, cfg["tensorboard"])
+        if cfg["progress"]:
             from tqdm import tqdm
 
-            pbar = tqdm(total=end, initial=step, desc="train", dynamic_ncols=True)
-        crops = stream.crops * world
+            self.pbar = tqdm(total=end, initial=step, desc="train", dynamic_ncols=True)
+
+    def step(self, step: int, end: int, loss: float, lr: float, gnorm: float, rate: float, dt: float, pred, target,
+             mask) -> None:
+        if not self.on:
+            return
+        cfg, w = self.cfg, self.writer
+        if w is not None:
+            for k, v in (("loss", loss), ("lr", lr), ("grad_norm", gnorm), ("crops_per_s", rate)):
+                w.add_scalar(f"train/{k}", v, step)
+        if step % cfg["log_every"] == 0 or step == 1 or step == end:
+            line = dict(step=step, loss=round(loss, 6), lr=lr, grad_norm=round(gnorm, 4), crops_per_s=round(rate, 2),
+                        step_s=round(dt, 4))
+            with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
+                f.write(json.dumps(line) + "\n")
+            msg = f"step {step}: loss {loss:.4f} lr {lr:.2e} |g| {gnorm:.3f} {rate:.1f} crops/s"
+            (self.pbar.write if self.pbar is not None else print)(msg)
+        if cfg["image_every"] and step % cfg["image_every"] == 0:
+            self.image(step, loss, pred, target, mask)
+        if self.pbar is not None:
+            self.pbar.update(1)
+            self.pbar.set_postfix(loss=f"{loss:.4f}")
+
+    def image(self, step, loss, pred, target, mask) -> None:
+        fig = reconstruction_figure(pred[0].detach(), target[0].detach(), mask[0], self.mcfg,
+                                    f"step {step}, loss {loss:.4f}")
+        os.makedirs(os.path.join(self.out_dir, "images"), exist_ok=True)
+        fig.savefig(os.path.join(self.out_dir, "images", f"step_{step:07d}.png"), dpi=80)
+        if self.writer is not None:
+            self.writer.add_figure("reconstruction", fig, step)  # closes the figure
+        else:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+
+    def close(self) -> None:
+        if self.pbar is not None:
+            self.pbar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ----------------------------------------------------------------------------- the run
+def train(cfg: dict) -> dict:
+    """Run (or resume) one training job; returns {"step", "losses" (this invocation), "out_dir"}."""
+    # -- setup: device and process group, the checkpoint to resume
+    where = place(cfg)
+    device, ckpt_path = where.device, os.path.join(cfg["out_dir"], CKPT_NAME)
+    stream = log = None
+    try:
+        ckpt = checkpoint_to_resume(cfg, ckpt_path)
+        # -- model and data
+        mcfg, raw_model = build_model(cfg, device)
+        stream = CropStream(SceneConfig.preset(cfg["scene_preset"], cfg["scene"]), mcfg, cfg["clips"],
+                            cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=where.rank,
+                            device=device, workers=cfg["data_workers"])
+        # -- optimiser (and the resumed state)
+        params, optimizer = build_optimizer(cfg, raw_model, device)
+        step = restore(ckpt, raw_model, optimizer, stream, where) if ckpt is not None else 0
+        model = torch.compile(raw_model) if cfg["compile"] else raw_model
+        if where.ddp:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        autocast = autocast_for(cfg, device)
+        # -- loop
+        end = cfg["max_steps"] if cfg["stop_at_step"] < 0 else min(cfg["stop_at_step"], cfg["max_steps"])
+        log = RunLog(cfg, mcfg, where, step, end)
         losses, last_saved = [], step if ckpt is not None else None
-
-        def save(step):
-            states = [None] * world
-            if ddp:
-                dist.all_gather_object(states, rng_state(stream))
-            else:
-                states[0] = rng_state(stream)
-            if master:
-                atomic_save({"format": CKPT_FORMAT, "version": 1, "config": cfg, "model_config": mcfg.to_dict(),
-                             "model": raw_model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                             "world_size": world, "rng": states}, ckpt_path)
-
-        # -- the loop
         while step < end:
             t0 = time.perf_counter()
             lr = get_lr(step, cfg["lr"], cfg["warmup_steps"], cfg["max_steps"], cfg["min_lr"])
@@ -353,12 +367,7 @@ def train(cfg: dict) -> dict:
             with autocast:
                 loss, pred, target = model(x, mask)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"])
-            stats = torch.stack([loss.detach().float(), grad_norm.detach().float()])
-            if ddp:  # every rank sees the same numbers, so every rank stops together
-                dist.all_reduce(stats)
-                stats /= world
-            loss_v, gnorm_v = stats.tolist()
+            loss_v, gnorm_v = step_stats(loss, torch.nn.utils.clip_grad_norm_(params, cfg["grad_clip"]), where)
             if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
                 last = "none written yet" if last_saved is None else f"step {last_saved}"
                 raise NonFiniteLoss(f"non-finite loss {loss_v} / grad norm {gnorm_v} at step {step}: stopping before "
@@ -370,44 +379,17 @@ def train(cfg: dict) -> dict:
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             losses.append(loss_v)
-            if master:
-                rate = crops / dt
-                if writer is not None:
-                    for k, v in (("loss", loss_v), ("lr", lr), ("grad_norm", gnorm_v), ("crops_per_s", rate)):
-                        writer.add_scalar(f"train/{k}", v, step)
-                if step % cfg["log_every"] == 0 or step == 1 or step == end:
-                    line = dict(step=step, loss=round(loss_v, 6), lr=lr, grad_norm=round(gnorm_v, 4),
-                                crops_per_s=round(rate, 2), step_s=round(dt, 4))
-                    with open(os.path.join(out_dir, "log.jsonl"), "a") as f:
-                        f.write(json.dumps(line) + "\n")
-                    msg = f"step {step}: loss {loss_v:.4f} lr {lr:.2e} |g| {gnorm_v:.3f} {rate:.1f} crops/s"
-                    (pbar.write if pbar is not None else print)(msg)
-                if cfg["image_every"] and step % cfg["image_every"] == 0:
-                    fig = reconstruction_figure(pred[0].detach(), target[0].detach(), mask[0], mcfg,
-                                                f"step {step}, loss {loss_v:.4f}")
-                    os.makedirs(os.path.join(out_dir, "images"), exist_ok=True)
-                    fig.savefig(os.path.join(out_dir, "images", f"step_{step:07d}.png"), dpi=80)
-                    if writer is not None:
-                        writer.add_figure("reconstruction", fig, step)  # closes the figure
-                    else:
-                        import matplotlib.pyplot as plt
-
-                        plt.close(fig)
-                if pbar is not None:
-                    pbar.update(1)
-                    pbar.set_postfix(loss=f"{loss_v:.4f}")
+            log.step(step, end, loss_v, lr, gnorm_v, stream.crops * where.world / dt, dt, pred, target, mask)
             if step % cfg["ckpt_every"] == 0 or step == end:
-                save(step)
+                save_checkpoint(ckpt_path, cfg, mcfg, raw_model, optimizer, step, stream, where)
                 last_saved = step
-        if pbar is not None:
-            pbar.close()
-        if writer is not None:
-            writer.close()
-        return {"step": step, "losses": losses, "out_dir": out_dir}
+        return {"step": step, "losses": losses, "out_dir": cfg["out_dir"]}
     finally:
+        if log is not None:
+            log.close()
         if stream is not None:
             stream.close()
-        if ddp:
+        if where.ddp:
             dist.destroy_process_group()
 
 

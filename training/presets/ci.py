@@ -1,5 +1,5 @@
 # Seconds on a CPU: the tests' configuration (tests/test_train.py).
-#   python training/train.py --preset=ci --out_dir=/tmp/gram_ci
+#   python -m training.train --preset=ci --out_dir=/tmp/gram_ci
 base = "smoke"
 model = dict(dim=64, depth=2, num_heads=4, mlp_dim=128, decoder_dim=32, decoder_depth=1, decoder_heads=8,
              d_state=16, headdim=16)

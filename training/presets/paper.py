@@ -1,6 +1,6 @@
 # GRAM-T, 16x8 patches: the paper's run (paper §3.3; gram_spec §7.4). 8 GPUs:
-#   torchrun --standalone --nproc_per_node=8 training/train.py --preset=paper --out_dir=runs/gram_t_patch --clips=4
-# one GPU:  python training/train.py --preset=paper --out_dir=runs/gram_t_patch
+#   torchrun --standalone --nproc_per_node=8 -m training.train --preset=paper --out_dir=runs/gram_t_patch --clips=4
+# one GPU:  python -m training.train --preset=paper --out_dir=runs/gram_t_patch
 # `clips` is per rank: the global batch is clips x world size x 16 crops (paper: 32 clips -> 512 crops; the
 # official GRAM-T configs used 96 clips -> 1536 crops, gram_spec §9.3).
 # Add user corpora with --scene.source_shards="('/data/audioset/unbal_train000.tar',)" etc. (training/scenes.py).

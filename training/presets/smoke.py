@@ -1,7 +1,7 @@
 # A few minutes on a 2-core CPU with the embedded scene corpus: a tiny GRAM-T whose loss visibly falls.
-#   python training/train.py --preset=smoke --out_dir=runs/smoke
-#   python training/train.py --out_dir=runs/smoke --resume --max_steps=200    # continue (schedule re-spans 200)
-#   python training/train.py --preset=smoke --variant=gram_m_patch --model.headdim=32   # the same for GRAM-M
+#   python -m training.train --preset=smoke --out_dir=runs/smoke
+#   python -m training.train --out_dir=runs/smoke --resume --max_steps=200    # continue (schedule re-spans 200)
+#   python -m training.train --preset=smoke --variant=gram_m_patch --model.headdim=32   # the same for GRAM-M
 base = "paper"
 model = dict(dim=128, depth=2, num_heads=4, mlp_dim=256, decoder_dim=64, decoder_depth=1, decoder_heads=8,
              d_state=32, headdim=32)
