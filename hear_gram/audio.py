@@ -7,6 +7,7 @@ Reading files needs `soundfile` (extra `cli`).
 """
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -38,6 +39,29 @@ def resample(x: torch.Tensor, orig_sr: int, new_sr: int, lowpass_width: int = 6,
     return y[:, : math.ceil(up * n / down)].reshape(*lead, -1)
 
 
+def _wav_shortfall(path: str) -> tuple:
+    """(declared, present) bytes of a RIFF/WAVE file's data chunk, or None when it is not such a file or its
+    header leaves the length open (0 or 0xFFFFFFFF, as streaming writers do).  libsndfile reads a truncated
+    wav silently, clamping the frame count to what is there."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = os.fstat(f.fileno()).st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"data":
+                if n in (0, 0xFFFFFFFF):
+                    return None
+                return n, size - f.tell()
+            f.seek(n + (n & 1), 1)  # chunks are padded to even sizes
+
+
 def read_audio(path: str, sample_rate: int = 32000) -> torch.Tensor:
     """File -> (channels, samples) float32 at `sample_rate`; errors say what is wrong with the file."""
     try:
@@ -50,6 +74,9 @@ def read_audio(path: str, sample_rate: int = 32000) -> torch.Tensor:
         raise ValueError(f"cannot read audio ({type(e).__name__}: {e})") from None
     if data.shape[0] == 0:
         raise ValueError("the file holds no samples")
+    short = _wav_shortfall(path)
+    if short and short[1] < short[0]:
+        raise ValueError(f"truncated wav: its header declares {short[0]} data bytes, the file holds {short[1]}")
     if data.shape[1] > 2:
         raise ValueError(f"{data.shape[1]} channels: GRAM takes mono or binaural (2-channel) audio")
     if not np.isfinite(data).all():

@@ -7,7 +7,9 @@
 `embed` reads wav/flac/ogg files or folders of them (mono or binaural, any sample rate: resampled to
 32 kHz) and writes one .npz: `files` (the paths embedded), `scene` (n, D) and, with `--kind
 timestamp|both`, `timestamp_embeddings_<i>` (X_i, D) and `timestamps_<i>` (X_i,) ms for file i.  A
-file that cannot be embedded is reported on stderr and skipped; the exit status is then 1.
+file that cannot be embedded is reported on stderr and skipped; the exit status is then 1.  `--out` is
+checked before any work (its folder exists and is writable, it is not a directory nor an input, and it
+exists only with `--overwrite`) and written atomically.
 """
 
 import argparse
@@ -28,14 +30,25 @@ def _convert(args):
     from safetensors.torch import save_file
 
     from .checkpoint import detect_layout
+    from .outputs import OutputError, atomic_path, check_output
 
+    if not os.path.isfile(args.input):
+        _fail(f"input not found: {args.input}")
+    try:
+        check_output(args.output, overwrite=args.overwrite, inputs=[args.input], option="OUT")
+    except OutputError as e:
+        _fail(str(e))
     # weights_only=True: only tensors and plain containers are rebuilt, no code from the file runs.
     obj = torch.load(args.input, map_location="cpu", weights_only=True)
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         sys.exit(f"{args.input}: no tensor state dict found (expected a Lightning checkpoint or a state dict)")
     layout = detect_layout(sd)
-    save_file({k: v.contiguous() for k, v in sd.items()}, args.output)
+    try:
+        with atomic_path(args.output) as tmp:
+            save_file({k: v.contiguous() for k, v in sd.items()}, tmp)
+    except OutputError as e:
+        _fail(str(e))
     print(f"wrote {len(sd)} tensors ({layout} layout) to {args.output}")
 
 
@@ -86,18 +99,55 @@ def _audio_files(paths):
             yield p
 
 
-def _embed(args):
-    import numpy as np
+def _fail(msg):
+    sys.exit(f"hear-gram: error: {msg}")
+
+
+def _device(name: str):
+    """--device -> torch.device, or a named error when this machine has no such device."""
     import torch
 
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        _fail(f"--device {name!r} is not a device name ({e})")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        _fail(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as e:  # a missing backend or an index past the device count
+        _fail(f"--device {name} cannot be used on this machine ({str(e).splitlines()[0]})")
+    return dev
+
+
+def _embed(args):
+    import numpy as np
+
     from .audio import read_audio
+    from .checkpoint import CheckpointError
+    from .model import VARIANTS
+    from .outputs import OutputError, atomic_path, check_output
     from .runtime import load_runtime
 
-    options = {"strategy": args.strategy} if args.strategy else {}
-    model = load_runtime(args.model, args.weights or "", compat=args.compat, **options).to(args.device)
+    # everything a user named is checked before the model loads and any file is embedded
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        _fail(f"input not found: {', '.join(missing)}")
     files = list(_audio_files(args.paths))
     if not files:
-        sys.exit("no audio files found in " + " ".join(args.paths))
+        _fail("no audio files found in " + " ".join(args.paths))
+    try:
+        check_output(args.out, overwrite=args.overwrite, inputs=files, option="--out")
+    except OutputError as e:
+        _fail(str(e))
+    if args.model not in VARIANTS:
+        _fail(f"--model {args.model!r} is not a variant; known: {', '.join(sorted(VARIANTS))}")
+    device = _device(args.device)
+    options = {"strategy": args.strategy} if args.strategy else {}
+    try:
+        model = load_runtime(args.model, args.weights or "", compat=args.compat, **options).to(device)
+    except (CheckpointError, OSError, ValueError) as e:
+        _fail(f"cannot load {args.model} weights{' from ' + args.weights if args.weights else ''}: {e}")
     try:
         from tqdm import tqdm
     except ImportError:
@@ -121,9 +171,11 @@ def _embed(args):
     if args.kind in ("scene", "both"):
         out["scene"] = np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32)
     out["files"] = np.array(done, dtype=str)
-    tmp = args.out + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, args.out)
+    try:
+        with atomic_path(args.out, suffix=".npz") as tmp:  # the .npz suffix stops numpy appending one
+            np.savez(tmp, **out)
+    except OutputError as e:
+        _fail(str(e))
     print(f"embedded {len(done)} of {len(files)} files with {args.model} -> {args.out}"
           + (f"; {len(failed)} skipped (see above)" if failed else ""))
     if failed:
@@ -137,7 +189,8 @@ def main(argv=None):
     e.add_argument("paths", nargs="+")
     e.add_argument("--model", default="gram_t_patch", help="variant (default gram_t_patch)")
     e.add_argument("--weights", default="", help="file, folder or 'owner/repo[@revision]' (default: the Hub)")
-    e.add_argument("--out", required=True, help="output .npz")
+    e.add_argument("--out", required=True, help="output .npz (never one of the inputs)")
+    e.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     e.add_argument("--kind", choices=["scene", "timestamp", "both"], default="scene")
     e.add_argument("--strategy", choices=["raw", "mean", "cls"], default=None)
     e.add_argument("--compat", action="store_true", help="official runtime semantics")
@@ -146,6 +199,7 @@ def main(argv=None):
     c = sub.add_parser("convert", help="Lightning .ckpt (trusted) -> .safetensors")
     c.add_argument("input")
     c.add_argument("output")
+    c.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     c.set_defaults(func=_convert)
     s = sub.add_parser("smoke", help="embed a generated binaural clip with random local weights")
     s.add_argument("--variant", default="gram_t_patch")

@@ -1,4 +1,6 @@
+import errno
 import math
+import os
 
 import numpy as np
 import pytest
@@ -74,3 +76,118 @@ def test_convert_lightning_checkpoint(tmp_path, weights):
 def test_smoke_command(capsys):
     cli.main(["smoke", "--variant", "gram_t_time"])
     assert "timestamp embeddings (1, 200, 768) every 20 ms" in capsys.readouterr().out
+
+
+# -- outputs and bad input (issue 11, findings 3 and 14) ----------------------------------------------------
+
+def _wav(path, seconds=1.0, sr=32000):
+    sf.write(str(path), np.random.default_rng(0).uniform(-0.5, 0.5, (int(seconds * sr), 2)).astype(np.float32), sr)
+    return str(path)
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fails the test if the model is loaded: the checks under test must come before any work."""
+    def boom(*a, **k):
+        raise AssertionError("the model was loaded before the output was checked")
+    monkeypatch.setattr("hear_gram.runtime.load_runtime", boom)
+
+
+def test_embed_never_replaces_an_existing_output_without_overwrite(tmp_path, weights, no_model_load, capsys):
+    wav, out = _wav(tmp_path / "a.wav"), tmp_path / "emb.npz"
+    out.write_bytes(b"precious")
+    with pytest.raises(SystemExit, match=r"--out .*emb.npz exists; pass --overwrite to replace it"):
+        cli.main(["embed", wav, "--weights", weights, "--out", str(out)])
+    assert out.read_bytes() == b"precious"
+
+
+def test_embed_overwrite_replaces_the_output(tmp_path, weights):
+    wav, out = _wav(tmp_path / "a.wav"), tmp_path / "emb.npz"
+    out.write_bytes(b"old")
+    cli.main(["embed", wav, "--weights", weights, "--out", str(out), "--overwrite"])
+    assert np.load(out)["scene"].shape == (1, 64 * 8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "emb.npz", "w"]  # no temporary file left
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_embed_never_writes_over_an_input(tmp_path, weights, no_model_load, overwrite):
+    wav = _wav(tmp_path / "x.wav")
+    before = open(wav, "rb").read()
+    with pytest.raises(SystemExit, match=r"--out .*x.wav is also an input"):
+        cli.main(["embed", str(tmp_path), "--weights", weights, "--out", wav] + overwrite)
+    assert open(wav, "rb").read() == before
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_folder", r"folder .*nowhere does not exist"),
+    ("directory", r"is an existing directory"),
+])
+def test_embed_checks_the_output_path_before_any_work(tmp_path, weights, no_model_load, case, match):
+    wav = _wav(tmp_path / "a.wav")
+    out = {"missing_folder": tmp_path / "nowhere" / "emb.npz", "directory": tmp_path / "w"}[case]
+    with pytest.raises(SystemExit, match=match):
+        cli.main(["embed", wav, "--weights", weights, "--out", str(out)])
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_embed_refuses_an_unwritable_output_folder(tmp_path, weights, no_model_load):
+    wav = _wav(tmp_path / "a.wav")
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    with pytest.raises(SystemExit, match=r"folder .*ro is not writable"):
+        cli.main(["embed", wav, "--weights", weights, "--out", str(ro / "emb.npz")])
+
+
+def test_embed_full_disk_is_a_clear_error_and_leaves_no_temporary_file(tmp_path, weights, monkeypatch):
+    wav, out = _wav(tmp_path / "a.wav"), tmp_path / "emb.npz"
+    out.write_bytes(b"old")
+
+    def full_disk(file, **arrays):
+        open(file, "wb").write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(SystemExit, match=r"cannot write .*emb.npz: no space left on device \(nothing was replaced"):
+        cli.main(["embed", wav, "--weights", weights, "--out", str(out), "--overwrite"])
+    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "emb.npz", "w"]
+
+
+def test_embed_bad_command_lines_are_named_errors(tmp_path, weights, no_model_load):
+    wav = _wav(tmp_path / "a.wav")
+    out = str(tmp_path / "e.npz")
+    with pytest.raises(SystemExit, match=r"input not found: .*missing.wav"):
+        cli.main(["embed", str(tmp_path / "missing.wav"), "--out", out])
+    with pytest.raises(SystemExit, match=r"--model 'gram_x' is not a variant; known: gram_m_patch"):
+        cli.main(["embed", wav, "--model", "gram_x", "--out", out])
+    with pytest.raises(SystemExit, match=r"--device 'gpu7' is not a device name"):
+        cli.main(["embed", wav, "--device", "gpu7", "--out", out])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match=r"--device cuda: CUDA is not available on this machine"):
+            cli.main(["embed", wav, "--device", "cuda", "--out", out])
+    assert not os.path.exists(out)
+
+
+def test_embed_reports_a_truncated_wav(tmp_path, weights, capsys):
+    good = _wav(tmp_path / "good.wav")
+    data = open(good, "rb").read()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])  # header still declares the full length
+    with pytest.raises(ValueError, match=r"truncated wav: its header declares 128000 data bytes, the file holds 63978"):
+        read_audio(str(tmp_path / "cut.wav"))
+    with pytest.raises(SystemExit):
+        cli.main(["embed", str(tmp_path / "cut.wav"), good, "--weights", weights, "--out", str(tmp_path / "e.npz")])
+    assert "cut.wav: truncated wav" in capsys.readouterr().err
+    assert [f.split("/")[-1] for f in np.load(tmp_path / "e.npz")["files"]] == ["good.wav"]
+
+
+def test_convert_refuses_to_replace_its_output_or_input(tmp_path):
+    m = GramModel(tiny_config())
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"state_dict": m.state_dict()}, str(ckpt))
+    (tmp_path / "out.safetensors").write_bytes(b"keep")
+    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+        cli.main(["convert", str(ckpt), str(tmp_path / "out.safetensors")])
+    assert (tmp_path / "out.safetensors").read_bytes() == b"keep"
+    with pytest.raises(SystemExit, match="is also an input"):
+        cli.main(["convert", str(ckpt), str(ckpt), "--overwrite"])
