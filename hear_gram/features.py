@@ -17,6 +17,7 @@ Module and buffer names (`spectrogram.window`, `mel_scale.fb`) follow torchaudio
 """
 
 import math
+import numbers
 
 import torch
 from torch import nn
@@ -53,6 +54,23 @@ class _MelScale(nn.Module):
         self.register_buffer("fb", fb)
 
 
+def check_log_eps(value, name: str = "log_eps") -> float:
+    """The log offset must be a finite number > 0: 0 gives ln(0) = -inf on silence, a negative or non-finite
+    one NaN log-mels (README "Bad input").  Strings (heareval's --model-options) are parsed."""
+    v = value
+    if isinstance(v, str):
+        try:
+            v = float(v.strip())
+        except ValueError:
+            raise ValueError(f"{name}={value!r} is not a number") from None
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise ValueError(f"{name}={value!r} is not a number")
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0 (float32 eps 1.19e-07 for the official "
+                         f"weights, 1e-5 for weights trained by training/)")
+    return float(v)
+
+
 class LogMel(nn.Module):
     """(..., n_samples) float waveform -> (..., n_frames, n_mels) log-mel, float32."""
 
@@ -60,7 +78,7 @@ class LogMel(nn.Module):
                  f_min: float = 50.0, f_max: float = None, log_eps: float = FLOAT32_EPS):
         super().__init__()
         self.sample_rate, self.n_fft, self.hop_length, self.n_mels = sample_rate, n_fft, hop_length, n_mels
-        self.log_eps = float(log_eps)
+        self.log_eps = check_log_eps(log_eps)
         f_max = sample_rate // 2 if f_max is None else f_max
         self.spectrogram = _Window(n_fft)
         self.mel_scale = _MelScale(mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate))
@@ -88,5 +106,5 @@ class LogMel(nn.Module):
         return mel.reshape(*lead, mel.shape[-2], mel.shape[-1])
 
     def forward(self, wave: torch.Tensor, log_eps: float = None) -> torch.Tensor:
-        eps = self.log_eps if log_eps is None else log_eps
+        eps = self.log_eps if log_eps is None else check_log_eps(log_eps)
         return torch.log(self.power_mel(wave) + eps)

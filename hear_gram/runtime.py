@@ -32,8 +32,14 @@ import torch
 from torch import nn
 
 from . import checkpoint, hub
+from .features import check_log_eps
 from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
 
+# Largest accepted |sample|: a bin of the 1024-point Hann STFT has power at most (512 * peak)^2, which the
+# float32 power spectrum holds up to a peak of 3.6e16; beyond it the log-mel is inf or NaN and so are the
+# embeddings (a DC signal of 1e17 already overflows).  Audio is expected in [-1, 1]; int16- or int32-scaled
+# floats are far below the limit.
+MAX_AMPLITUDE = 1e16
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", "none", ""}
@@ -42,8 +48,10 @@ _FALSE = {"false", "0", "no", "off", "none", ""}
 def _as_bool(name, v):
     if isinstance(v, bool) or v is None:
         return bool(v)
-    if isinstance(v, (int, np.integer)):
+    if isinstance(v, (int, np.integer)) and v in (0, 1):
         return bool(v)
+    if not isinstance(v, str):
+        raise ValueError(f"option {name}={v!r} is not a boolean (true/false, 1/0)")
     s = str(v).strip().lower()
     if s in _TRUE or s == "official":
         return True
@@ -57,11 +65,13 @@ def _as_int(name, v, allow_none=True):
         if allow_none:
             return None
         raise ValueError(f"option {name} needs an integer")
+    if isinstance(v, bool):  # True is not 1 here: layer=True is a mistake, not a layer
+        raise ValueError(f"option {name}={v!r} is not an integer")
     try:
         f = float(v)
     except (TypeError, ValueError):
         raise ValueError(f"option {name}={v!r} is not an integer") from None
-    if f != int(f):
+    if not math.isfinite(f) or f != int(f):
         raise ValueError(f"option {name}={v!r} is not an integer")
     return int(f)
 
@@ -133,9 +143,9 @@ class GramRuntime(nn.Module):
                 raise ValueError(f"audio of shape {tuple(audio.shape)} has more than 2 channels: GRAM takes mono "
                                  f"(n, samples) or binaural (n, 2, samples) / (n, samples, 2) audio; for "
                                  f"first-order ambisonics pass channel 0 (W) as mono")
-            else:
-                raise ValueError(f"audio of shape {tuple(audio.shape)} is ambiguous: is it (n, channels, samples) "
-                                 f"or (n, samples, channels)?")
+            else:  # both <= 2: whichever is the time axis, the clip is far too short
+                raise ValueError(f"audio of shape {tuple(audio.shape)} is too short: clips need at least "
+                                 f"{self.model.melspec.min_samples} samples")
         elif audio.ndim == 1:
             raise ValueError(f"audio of shape {tuple(audio.shape)}: expected a batch (n_sounds, n_samples); "
                              f"for a single clip pass audio[None]")
@@ -150,6 +160,13 @@ class GramRuntime(nn.Module):
         if n and not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
             raise ValueError(f"audio contains NaN or inf (clips {bad[:10]}{' ...' if len(bad) > 10 else ''})")
+        if n:
+            peak = torch.maximum(x.flatten(1).amax(1), -x.flatten(1).amin(1))  # (n,), no clip-sized temporary
+            loud = (peak > MAX_AMPLITUDE).nonzero().flatten().tolist()
+            if loud:
+                raise ValueError(f"audio peak |x| = {peak.max().item():.3g} (clips {loud[:10]}"
+                                 f"{' ...' if len(loud) > 10 else ''}) is above {MAX_AMPLITUDE:.0e}, where the "
+                                 f"log-mel power overflows float32: pass float audio in [-1, 1]")
         return x
 
     def logmel(self, audio) -> torch.Tensor:
@@ -181,6 +198,12 @@ class GramRuntime(nn.Module):
         if not starts or starts[-1] + c.chunk_frames < need:
             starts.append(max(0, need - c.chunk_frames))
         return max(need, c.chunk_frames), starts, x_out
+
+    def _inside(self, ts: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """A clip shorter than the first token's centre (35 ms for 16x8 patches) still has one output frame;
+        its time is the clip's middle, never a time after the clip's end."""
+        dur_ms = 1000.0 * n_samples / self.sample_rate
+        return torch.where(ts > dur_ms, torch.full_like(ts, dur_ms / 2), ts)
 
     def token_centres_ms(self, tokens: torch.Tensor) -> torch.Tensor:
         """Centre (ms) of token-time indices: token g covers frames [g*tok, (g+1)*tok) at 10 ms each."""
@@ -222,7 +245,7 @@ class GramRuntime(nn.Module):
         length, starts, x_out = self._plan(lm.shape[2], n_samples)
         tokens = self._encode(self._chunks(lm, starts, length))  # (n*K, 1+N, D)
         k = len(starts)
-        ts_tok = self.token_centres_ms(torch.arange(x_out))
+        ts_tok = self._inside(self.token_centres_ms(torch.arange(x_out)), n_samples)
         # output frame g comes from the first chunk that covers it (chunks overlap only at the end)
         first_tok = torch.tensor([s // tok for s in starts])
         g = torch.arange(x_out)
@@ -243,8 +266,8 @@ class GramRuntime(nn.Module):
         else:  # cls
             per_chunk = self.model.pool(tokens, "cls").reshape(n, k, -1)
             scene = per_chunk.mean(dim=1)
-        ts_chunk = torch.stack([self.token_centres_ms(first_tok[j] + torch.arange(gt)[valid[j]]).mean()
-                                for j in range(k)])
+        ts_chunk = self._inside(torch.stack([self.token_centres_ms(first_tok[j] + torch.arange(gt)[valid[j]]).mean()
+                                             for j in range(k)]), n_samples)
         return per_chunk, ts_chunk.to(dev, torch.float32).expand(n, -1), scene
 
     def _embed_official(self, lm: torch.Tensor, n_samples: int):
@@ -322,7 +345,7 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     if options.get("in_channels") is not None and _as_int("in_channels", options["in_channels"]) != cfg.in_channels:
         raise ValueError(f"in_channels={options['in_channels']} but the weights are for {cfg.in_channels} channels")
     if options.get("log_eps") is not None:
-        cfg = GramConfig(**{**cfg.to_dict(), "log_eps": float(options["log_eps"])})
+        cfg = GramConfig(**{**cfg.to_dict(), "log_eps": check_log_eps(options["log_eps"], "option log_eps")})
     model = GramModel(cfg)
     checkpoint.load_into(model, sd)
     return GramRuntime(model, variant, strategy=str(options.get("strategy") or v.default_strategy),

@@ -131,7 +131,9 @@ def test_mean_and_cls_give_one_vector_per_chunk(strategy, seconds, chunks):
     (torch.zeros(1, 1, 2, SR), ValueError, "2-D .* or 3-D"),
     (torch.zeros(1, 4, SR), ValueError, "more than 2 channels"),
     (torch.zeros(1, SR, 6), ValueError, "more than 2 channels"),
-    (torch.zeros(1, 2, 2), ValueError, "ambiguous"),
+    (torch.zeros(1, 2, 2), ValueError, "too short"),
+    (torch.zeros(2, 2, 0), ValueError, r"shape \(2, 2, 0\) is too short: clips need at least 513 samples"),
+    (torch.zeros(2, 1, 2), ValueError, "too short"),
     (torch.zeros(2, 300), ValueError, "too short.*513 samples"),
     (torch.zeros(2, 0), ValueError, "too short"),
     ([[0.0] * 1000], TypeError, "torch.Tensor or numpy"),
@@ -189,3 +191,63 @@ def test_mean_scene_is_the_mean_of_the_raw_frames_over_time_and_frequency():
     raw, _ = runtime("raw").get_timestamp_embeddings(x)
     mean = runtime("mean").get_scene_embeddings(x)
     assert torch.allclose(raw.reshape(2, raw.shape[1], 8, 64).mean(dim=(1, 2)), mean, atol=1e-5)
+
+
+# -- bad input (issue 11, findings 5, 6, 7, 10) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("eps", [0, 0.0, -1, float("nan"), float("inf"), "abc", True, "-1e-5"])
+def test_log_eps_must_be_a_finite_positive_number(tmp_path, eps):
+    from hear_gram.checkpoint import save_model
+    from hear_gram.features import LogMel
+    from hear_gram.runtime import load_runtime
+
+    with pytest.raises(ValueError, match=r"log_eps=.* (must be a finite number > 0|is not a number)"):
+        LogMel(log_eps=eps)
+    with pytest.raises(ValueError, match=r"log_eps=.* (must be a finite number > 0|is not a number)"):
+        GramModel(tiny_config(log_eps=eps))
+    save_model(GramModel(tiny_config()), str(tmp_path))
+    with pytest.raises(ValueError, match=r"option log_eps=.* (must be a finite number > 0|is not a number)"):
+        load_runtime("gram_t_patch", str(tmp_path), log_eps=eps)
+    assert load_runtime("gram_t_patch", str(tmp_path), log_eps="1e-5").config.log_eps == 1e-5
+
+
+def test_huge_amplitudes_are_a_named_error_not_nan():
+    rt = runtime()
+    x = noise(3, 2, SR)
+    assert torch.isfinite(rt.get_scene_embeddings(x * 1e16)).all()  # the documented limit itself is fine
+    # the worst case for the power bound: a full-scale square wave at the limit stays finite
+    sq = torch.sign(torch.sin(torch.arange(SR) * 2 * torch.pi * 1000 / SR))[None].repeat(2, 1)[None] * 1e16
+    assert torch.isfinite(rt.get_scene_embeddings(sq)).all()
+    y = x.clone()
+    y[1] *= 1e18
+    with pytest.raises(ValueError, match=r"audio peak \|x\| = 1e\+18 \(clips \[1\]\) is above 1e\+16, where the "
+                                         r"log-mel power overflows float32"):
+        rt.get_scene_embeddings(y)
+
+
+@pytest.mark.parametrize("strategy", ["raw", "mean", "cls"])
+@pytest.mark.parametrize("n", [513, 800, 1100])  # 16 ms, 25 ms, 34.4 ms: shorter than the 35 ms token centre
+def test_clips_shorter_than_a_token_centre_are_time_stamped_inside_the_clip(strategy, n):
+    emb, ts = runtime(strategy).get_timestamp_embeddings(noise(1, 2, n))
+    assert emb.shape[1] == 1 and torch.isfinite(emb).all()
+    assert ts[0, 0].item() == pytest.approx(1000 * n / SR / 2)  # the clip's middle
+    emb, ts = runtime(strategy).get_timestamp_embeddings(noise(1, 2, 1120))  # 35 ms: the token centre fits
+    assert ts[0, 0].item() == pytest.approx(35.0)
+
+
+@pytest.mark.parametrize("option, value, match", [
+    ("layer", True, "option layer=True is not an integer"),
+    ("layer", float("nan"), "option layer=nan is not an integer"),
+    ("layer", "1.5", "option layer='1.5' is not an integer"),
+    ("compat", 2, "option compat=2 is not a boolean"),
+    ("compat", "abc", "option compat='abc' is not a boolean"),
+    ("max_chunks", float("inf"), "option max_chunks=inf is not an integer"),
+])
+def test_runtime_options_are_validated(tmp_path, option, value, match):
+    from hear_gram.checkpoint import save_model
+    from hear_gram.runtime import load_runtime
+
+    save_model(GramModel(tiny_config()), str(tmp_path))
+    with pytest.raises(ValueError, match=match):
+        load_runtime("gram_t_patch", str(tmp_path), **{option: value})
+    assert load_runtime("gram_t_patch", str(tmp_path), compat=1, layer="1").compat is True
