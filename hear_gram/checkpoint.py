@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .model import GramConfig, GramModel
+from .outputs import atomic_path, write_text
 
 OPTIONAL_KEYS = frozenset({"melspec.spectrogram.window", "melspec.mel_scale.fb"})
 FORMAT = "hear_gram"
@@ -152,12 +153,9 @@ def save_model(model: GramModel, folder: str, extra_config: dict = None) -> tupl
     cfg = {"format": FORMAT, "format_version": 1, "config": model.config.to_dict(), **(extra_config or {})}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     w_path, c_path = os.path.join(folder, "model.safetensors"), os.path.join(folder, "config.json")
-    tmp = w_path + ".tmp"
-    save_file(sd, tmp, metadata={"format": FORMAT, "config": json.dumps(model.config.to_dict())})
-    os.replace(tmp, w_path)
-    with open(c_path + ".tmp", "w") as f:
-        json.dump(cfg, f, indent=2)
-    os.replace(c_path + ".tmp", c_path)
+    with atomic_path(w_path) as tmp:  # also gives the file the usual 0644-style mode (safetensors makes 0600)
+        save_file(sd, tmp, metadata={"format": FORMAT, "config": json.dumps(model.config.to_dict())})
+    write_text(c_path, json.dumps(cfg, indent=2))
     return w_path, c_path
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 import torch
@@ -103,3 +104,14 @@ def test_wrong_variant_is_refused(official_files):
 def test_unknown_option_is_an_error(official_files):
     with pytest.raises(TypeError, match="unknown option"):
         gtt.load_model(official_files("gramt_time"), strategi="raw")
+
+
+def test_saved_weights_get_the_same_file_mode_as_the_config(tmp_path):
+    """Issue 11 finding 15: safetensors creates its file 0600; an export is shared, like its config.json."""
+    old = os.umask(0o022)
+    try:
+        w, c = save_model(GramModel(tiny_config()), str(tmp_path / "export"))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(w).st_mode & 0o777) == oct(os.stat(c).st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(tmp_path / "export")) == ["config.json", "model.safetensors"]  # no temporary files
