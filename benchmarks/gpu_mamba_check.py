@@ -26,8 +26,8 @@ mamba_ssm==2.2.5` or a git checkout, `mamba_ssm/` subfolder): it is then importe
 skipping mamba_ssm/__init__.py, which would import the compiled selective_scan_cuda.  The kernels
 also need `einops` (carry its wheel).  causal_conv1d, when installed, makes hear_gram use the fused
 kernel instead of the Triton scan; the route taken is printed.
-Fixtures: `--fixtures DIR` holding official_checkpoint.py and gramm_frame_* (default:
-$HEAR_GRAM_FIXTURES or ../shared/fixtures/official, as tests/conftest.py).
+Fixtures: `--fixtures DIR` in the format of tests/fixtures/official (default: $HEAR_GRAM_FIXTURES or
+tests/fixtures/official, as the tests), read with tests/official_fixtures.py.
 """
 
 import argparse
@@ -136,13 +136,13 @@ def parity_random(paths):
 
 
 def parity_fixture(paths, folder):
-    path = os.path.join(folder, "official_checkpoint.py")
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(folder, "keys.json")):
         print(f"2. official fixture: not found at {folder}, skipped", flush=True)
         return
     from hear_gram.checkpoint import load_into
     from hear_gram.model import VARIANTS, GramModel
-    spec = importlib.util.spec_from_file_location("official_checkpoint", path)
+    helper = os.path.join(REPO, "tests", "official_fixtures.py")
+    spec = importlib.util.spec_from_file_location("official_fixtures", helper)
     oc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(oc)
     print("2. official fixture gramm_frame, chunk_mean vs recorded official output", flush=True)
@@ -200,7 +200,7 @@ def main():
     ap.add_argument("--mamba-src", default=os.environ.get("MAMBA_SSM_SRC"),
                     help="folder holding the mamba_ssm package source (DIR/mamba_ssm)")
     ap.add_argument("--fixtures", default=os.environ.get(
-        "HEAR_GRAM_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures", "official")))
+        "HEAR_GRAM_FIXTURES", os.path.join(REPO, "tests", "fixtures", "official")))
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--skip-speed", action="store_true")

@@ -9,7 +9,8 @@
 #                  MAMBA_SKIP_CUDA_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE pip install --no-build-isolation
 #                  --no-deps (Python + Triton files only; no CUDA compile)
 #   mamba_ssm/     the bare package folder (python files of mamba_ssm/), passed as --mamba-src
-#   fx/            the official fixtures (official_checkpoint.py, gramm_frame_*), passed as --fixtures
+#   fx/            another fixture folder in the format of tests/fixtures/official (default: that one),
+#                  passed as --fixtures
 # Without the compiled selective_scan_cuda, `import mamba_ssm` fails in its __init__; the .py then
 # imports the Triton kernels as a bare package from --mamba-src (DIR/mamba_ssm, or site-packages).
 set -euo pipefail
@@ -30,5 +31,5 @@ else  # an installed mamba_ssm without its CUDA extension: import it bare from s
   site=$("$PY" -c 'import importlib.util as u; s = u.find_spec("mamba_ssm"); import os; print(os.path.dirname(os.path.dirname(s.origin)) if s else "")')
   if [ -n "$site" ]; then args+=(--mamba-src "$site"); fi
 fi
-if [ -f "$D/fx/official_checkpoint.py" ]; then args+=(--fixtures "$D/fx"); fi
+if [ -f "$D/fx/keys.json" ]; then args+=(--fixtures "$D/fx"); fi
 exec "$PY" benchmarks/gpu_mamba_check.py "${args[@]}" "$@"

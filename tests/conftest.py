@@ -1,6 +1,6 @@
-"""Shared fixtures: the official parity fixtures (../shared/fixtures/official) and small models."""
+"""Shared fixtures: the official parity fixtures (tests/fixtures/official, see official_fixtures.py) and small
+models."""
 
-import importlib.util
 import os
 
 import pytest
@@ -8,28 +8,16 @@ import torch
 
 from hear_gram.model import GramConfig, GramModel
 
+import official_fixtures
+from official_fixtures import OFFICIAL  # noqa: F401  (re-exported for the tests)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.environ.get("HEAR_GRAM_FIXTURES", os.path.join(REPO, "..", "shared", "fixtures", "official"))
-
-# variant in the fixtures -> hear_gram variant
-OFFICIAL = {"gramt_frame": "gram_t_patch", "gramt_time": "gram_t_time",
-            "gramm_frame": "gram_m_patch", "gramm_time": "gram_m_time"}
-
-
-def _official_module():
-    path = os.path.join(FIXTURES, "official_checkpoint.py")
-    if not os.path.exists(path):
-        raise RuntimeError(f"parity fixtures not found at {FIXTURES} (set HEAR_GRAM_FIXTURES)")
-    spec = importlib.util.spec_from_file_location("official_checkpoint", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="session")
 def official():
-    """The fixtures' `official_checkpoint` module (state_dict(v), expected(v))."""
-    return _official_module()
+    """The parity fixtures' module (state_dict(v), expected(v)); see tests/official_fixtures.py."""
+    return official_fixtures
 
 
 _CACHE = {}
@@ -38,7 +26,7 @@ _CACHE = {}
 def official_state_dict(variant):
     """Official runtime-wrapper state dict (`model.*`, `mel_spec.*`), built once per session."""
     if variant not in _CACHE:
-        _CACHE[variant] = _official_module().state_dict(variant)
+        _CACHE[variant] = official_fixtures.state_dict(variant)
     return _CACHE[variant]
 
 
