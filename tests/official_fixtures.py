@@ -21,7 +21,8 @@ percent (k x rows >= 3000 numbers), so a 1e-5 tolerance keeps its meaning and an
 order or chunk plan still shows up as an O(1) error in every projected row.
 
 `HEAR_GRAM_FIXTURES` points the tests at another folder in this format (e.g. an untrimmed one written by
-`trim --proj-dim 0`).
+`trim --proj-dim 0`) or at the full recordings themselves (<variant>_keys.json, <variant>_fixed.safetensors,
+<variant>_expected.safetensors).
 
     python tests/official_fixtures.py trim FULL_DIR [--out DIR] [--proj-dim 64]   # from the full recordings
     python tests/official_fixtures.py checkpoint gramm_frame OUT.safetensors [--prefix model.]
@@ -71,20 +72,33 @@ def _need(folder, name):
     return path
 
 
+def _full(folder, variant):
+    """True when `folder` holds the full recordings (<variant>_keys.json, _fixed, _expected.safetensors)."""
+    return not os.path.exists(os.path.join(folder, "keys.json")) and \
+        os.path.exists(os.path.join(folder, f"{variant}_keys.json"))
+
+
 def state_dict(variant, folder=None):
     """Official-layout state dict of `variant` (runtime-wrapper keys: 'model.*', 'mel_spec.*')."""
     folder = folder or FIXTURES
-    with open(_need(folder, "keys.json")) as f:
-        meta = json.load(f)
-    if variant not in meta["variants"]:
-        raise KeyError(f"unknown fixture variant {variant!r}; known: {sorted(meta['variants'])}")
-    fixed = load_file(_need(folder, "fixed.safetensors"))
+    if _full(folder, variant):
+        with open(os.path.join(folder, f"{variant}_keys.json")) as f:
+            meta = json.load(f)
+        salt, fixed = meta["salt"], load_file(os.path.join(folder, f"{variant}_fixed.safetensors"))
+        rows = [[e["key"], e["shape"], e["dtype"], e["key"] if e["source"] == "fixed" else None]
+                for e in meta["keys"]]
+    else:
+        with open(_need(folder, "keys.json")) as f:
+            meta = json.load(f)
+        if variant not in meta["variants"]:
+            raise KeyError(f"unknown fixture variant {variant!r}; known: {sorted(meta['variants'])}")
+        salt, fixed, rows = meta["salt"], load_file(_need(folder, "fixed.safetensors")), meta["variants"][variant]
     out = {}
-    for key, shape, dtype, ref in meta["variants"][variant]:
+    for key, shape, dtype, ref in rows:
         if ref is not None:
             t = fixed[ref].clone()  # a tensor of its own per key, as in the recorded model
         else:
-            t = torch.from_numpy(np.ascontiguousarray(rule(key, shape, meta["salt"])))
+            t = torch.from_numpy(np.ascontiguousarray(rule(key, shape, salt)))
         assert list(t.shape) == shape and str(t.dtype) == f"torch.{dtype}", key
         out[key] = t
     return out
@@ -133,6 +147,8 @@ class Expected(dict):
 def expected(variant, folder=None):
     """Recorded inputs and official outputs of `variant` (see Expected)."""
     folder = folder or FIXTURES
+    if _full(folder, variant):
+        return Expected(load_file(os.path.join(folder, f"{variant}_expected.safetensors")), 0, PROJ_SEED, {})
     path = _need(folder, f"{variant}.safetensors")
     out = load_file(_need(folder, "inputs.safetensors"))
     out.update(load_file(path))
