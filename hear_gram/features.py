@@ -108,3 +108,68 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor, log_eps: float = None) -> torch.Tensor:
         eps = self.log_eps if log_eps is None else check_log_eps(log_eps)
         return torch.log(self.power_mel(wave) + eps)
+
+    # -- frames of a long clip, a few at a time (bounded memory; same values as the whole-clip path) --
+    def segment_length(self, count: int) -> int:
+        """Samples of the centre-padded signal that `count` consecutive frames read."""
+        return (count - 1) * self.hop_length + self.n_fft
+
+    def segment(self, wave: torch.Tensor, start: int, count: int, n_total: int = None,
+                offset: int = 0) -> torch.Tensor:
+        """The part of the reflect-padded clip that frames [start, start + count) read, (..., segment_length).
+
+        `wave` holds samples [offset, offset + wave.shape[-1]) of a clip of `n_total` samples (None: the
+        length is not known yet, and the frames must not reach the clip's end).  Samples before 0 and after
+        the end are reflected as `torch.stft(center=True, pad_mode="reflect")` does; beyond the reflection
+        (only frames at or after `n_frames(n_total)` read there) they are 0."""
+        half = self.n_fft // 2
+        a = start * self.hop_length - half  # clip sample index of the segment's first sample
+        b = a + self.segment_length(count)
+        have = offset + wave.shape[-1]
+        n = have if n_total is None else n_total
+        if n_total is None and b > have:
+            raise ValueError(f"frames [{start}, {start + count}) need samples up to {b}, only {have} given")
+
+        def take(lo, hi):  # clip samples [lo, hi)
+            if lo < offset or hi > have:
+                raise ValueError(f"samples [{lo}, {hi}) are not in the given [{offset}, {have})")
+            return wave[..., lo - offset:hi - offset]
+
+        parts = []
+        if a < 0:  # x[-i] for i in [a, min(b, 0))
+            hi = min(b, 0)
+            parts.append(take(1 - hi, 1 - a).flip(-1))
+        if b > 0 and a < n:
+            parts.append(take(max(a, 0), min(b, n)))
+        if b > n:  # x[2n - 2 - i] for i in [max(a, n), min(b, end)); the last frame reads up to `end`
+            lo, hi = max(a, n), min(b, (self.n_frames(n) - 1) * self.hop_length + half)
+            if hi > lo:
+                parts.append(take(2 * n - 1 - hi, 2 * n - 1 - lo).flip(-1))
+            if b > max(lo, hi):
+                parts.append(wave.new_zeros(*wave.shape[:-1], b - max(lo, hi)))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    def segment_logmel(self, segments: torch.Tensor, log_eps: float = None) -> torch.Tensor:
+        """Segments (..., segment_length(count)) -> log-mel (..., count, n_mels) float32: the same arithmetic
+        as `forward` (float64 STFT, float32 filterbank), frame by frame."""
+        lead = segments.shape[:-1]
+        x = segments.reshape(-1, segments.shape[-1]).to(torch.float32).to(torch.float64)
+        spec = torch.stft(x, self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
+                          window=self.spectrogram.window.to(torch.float64), center=False,
+                          normalized=False, onesided=True, return_complex=True)
+        power = spec.abs().pow(2.0).to(torch.float32)
+        mel = torch.matmul(power.transpose(-1, -2), self.mel_scale.fb)
+        eps = self.log_eps if log_eps is None else log_eps
+        return torch.log(mel + eps).reshape(*lead, mel.shape[-2], mel.shape[-1])
+
+    def frames(self, wave: torch.Tensor, start: int, count: int, n_total: int = None, offset: int = 0,
+               log_eps: float = None, pad_value: float = 0.0) -> torch.Tensor:
+        """Log-mel frames [start, start + count) of a clip, (..., count, n_mels), equal to
+        `forward(clip)[..., start:start + count, :]`; frames at or after the clip's last frame are
+        `pad_value` (the official runtime pads chunks with 0.0 in the log-mel domain).  See `segment`."""
+        lm = self.segment_logmel(self.segment(wave, start, count, n_total, offset), log_eps)
+        n = offset + wave.shape[-1] if n_total is None else n_total
+        inside = self.n_frames(n) - start
+        if inside < count:
+            lm[..., max(inside, 0):, :] = pad_value
+        return lm

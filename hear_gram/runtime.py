@@ -40,6 +40,7 @@ from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
 # embeddings (a DC signal of 1e17 already overflows).  Audio is expected in [-1, 1]; int16- or int32-scaled
 # floats are far below the limit.
 MAX_AMPLITUDE = 1e16
+FRONT_END_BATCH = 4  # chunks per STFT call: the front end's working memory, independent of max_chunks
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", "none", ""}
@@ -74,6 +75,18 @@ def _as_int(name, v, allow_none=True):
     if not math.isfinite(f) or f != int(f):
         raise ValueError(f"option {name}={v!r} is not an integer")
     return int(f)
+
+
+def _finite_peak(x: torch.Tensor, block: int = 1 << 20):
+    """(all finite, max |x|) of a clip in blocks of samples: checking a long clip allocates no clip-sized
+    temporary (and a time-major view is never copied whole)."""
+    peak = 0.0
+    for a in range(0, x.shape[-1], block):
+        part = x[..., a:a + block]
+        if not bool(torch.isfinite(part).all()):
+            return False, math.inf
+        peak = max(peak, float(part.amax()), -float(part.amin()))
+    return True, peak
 
 
 class GramRuntime(nn.Module):
@@ -121,6 +134,11 @@ class GramRuntime(nn.Module):
     # -- input checks -----------------------------------------------------------------------------
     def prepare_audio(self, audio) -> torch.Tensor:
         """Any accepted audio layout -> (n, channels, samples) float32 on the model's device."""
+        return self._layout(audio).to(self.device, torch.float32)
+
+    def _layout(self, audio) -> torch.Tensor:
+        """Any accepted audio layout -> a checked (n, channels, samples) view of it (no copy: long clips are
+        converted chunk by chunk, where and when each chunk is needed)."""
         if isinstance(audio, np.ndarray):
             if not (np.issubdtype(audio.dtype, np.floating)):
                 raise TypeError(f"audio of dtype {audio.dtype} is not accepted: pass float audio in [-1, 1] "
@@ -156,12 +174,12 @@ class GramRuntime(nn.Module):
         if n and n_samples < self.model.melspec.min_samples:
             raise ValueError(f"clips of {n_samples} samples are too short: the 1024-point STFT needs at least "
                              f"{self.model.melspec.min_samples} samples ({1000 * self.model.melspec.min_samples / self.sample_rate:.1f} ms at {self.sample_rate} Hz)")
-        x = x.to(self.device, torch.float32)
-        if n and not torch.isfinite(x).all():
-            bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten().tolist()
+        finite, peak = zip(*[_finite_peak(x[i]) for i in range(n)]) if n else ((), ())
+        bad = [i for i in range(n) if not finite[i]]
+        if bad:
             raise ValueError(f"audio contains NaN or inf (clips {bad[:10]}{' ...' if len(bad) > 10 else ''})")
         if n:
-            peak = torch.maximum(x.flatten(1).amax(1), -x.flatten(1).amin(1))  # (n,), no clip-sized temporary
+            peak = torch.tensor(peak)
             loud = (peak > MAX_AMPLITUDE).nonzero().flatten().tolist()
             if loud:
                 raise ValueError(f"audio peak |x| = {peak.max().item():.3g} (clips {loud[:10]}"
@@ -222,71 +240,120 @@ class GramRuntime(nn.Module):
                     for i in range(0, chunks.shape[0], self.max_chunks)]
         return torch.cat(outs) if outs else chunks.new_zeros(0, 1 + self.config.n_tokens, self.config.dim)
 
-    def _chunks(self, lm: torch.Tensor, starts, length: int) -> torch.Tensor:
-        n, ch, t, f = lm.shape
-        if length > t:  # 0.0 in the log-mel domain, as the official runtime and training pad
-            lm = torch.cat([lm, lm.new_zeros(n, ch, length - t, f)], dim=2)
-        cf = self.config.chunk_frames
-        return torch.stack([lm[:, :, s:s + cf] for s in starts], dim=1).reshape(-1, ch, cf, f)
+    def _chunk_logmels(self, x: torch.Tensor, items, n_total: int, offset: int = 0) -> torch.Tensor:
+        """Log-mel chunks (len(items), in_channels, chunk_frames, n_mels) float32 on the model's device for
+        (clip index, start frame) items of x (n, C, samples), which holds samples [offset, ...) of clips of
+        `n_total` samples.  Each chunk's STFT reads only its own 2 s plus the STFT's context (gram_spec §1),
+        so memory does not grow with the clip; frames after the clip's end are 0.0 (the official padding)."""
+        mel, cf = self.model.melspec, self.config.chunk_frames
+        want = self.config.in_channels
+        lms = []
+        for a in range(0, len(items), FRONT_END_BATCH):  # the float64 STFT of 4 chunks is ~35 MB
+            segs = torch.stack([mel.segment(x[i], s, cf, n_total, offset) for i, s in items[a:a + FRONT_END_BATCH]])
+            segs = segs.to(self.device, torch.float32)
+            if segs.shape[1] != want and want == 1:  # binaural into a mono model: waveform average (§1.2)
+                segs = segs.mean(dim=1, keepdim=True)
+            elif segs.shape[1] != want and segs.shape[1] != 1:
+                raise ValueError(f"{segs.shape[1]}-channel audio for a {want}-channel model")
+            lms.append(mel.segment_logmel(segs))
+        lm = torch.cat(lms) if len(lms) > 1 else lms[0]
+        n_frames = mel.n_frames(n_total) if n_total is not None else math.inf  # None: all inside
+        for k, (_, s) in enumerate(items):
+            if s + cf > n_frames:
+                lm[k, :, max(n_frames - s, 0):] = 0.0
+        if lm.shape[1] != want:  # mono into a binaural model: identical features for both ears
+            lm = lm.expand(-1, want, -1, -1)
+        return lm
+
+    def _chunk_outputs(self, tokens: torch.Tensor, valid: torch.Tensor = None) -> torch.Tensor:
+        """Tokens (m, 1 + N, D) -> per-chunk output: raw (m, T', F'*D); mean/cls (m, D).  `valid` (m, T')
+        marks the token columns inside the clip for the default runtime's `mean` (None: all)."""
+        if self.strategy == "mean" and valid is not None and not self.compat:
+            c = self.config
+            col = tokens[:, 1:].reshape(tokens.shape[0], c.grid[0], c.grid[1], c.dim).mean(dim=1)
+            w = valid.to(col.device, col.dtype)
+            return (col * w[:, :, None]).sum(1) / w.sum(1)[:, None]
+        return self.model.pool(tokens, self.strategy)
+
+    def _columns(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (m, 1 + N, D) -> token-column means over frequency (m, T', D) (the `mean` scene's frames)."""
+        c = self.config
+        return tokens[:, 1:].reshape(tokens.shape[0], c.grid[0], c.grid[1], c.dim).mean(dim=1)
+
+    def chunk_plan(self, n_samples: int):
+        """The chunks of a clip of `n_samples` samples: list of (start frame, first output frame, end output
+        frame, first token column used) for raw output, the output frame count X and the padded length."""
+        c = self.config
+        tok, gt = c.patch[1], c.grid[1]
+        n_frames = self.model.melspec.n_frames(n_samples)
+        if self.compat:
+            cf = c.chunk_frames
+            pad = cf - n_frames % cf  # in [1, 200]: a whole padded chunk when n_frames is a multiple of 200
+            k = (n_frames + pad) // cf
+            x_out = k * gt - int(gt * pad / cf)
+            return [(j * cf, j * gt, min((j + 1) * gt, x_out), 0) for j in range(k)], x_out
+        _, starts, x_out = self._plan(n_frames, n_samples)
+        plan, done = [], 0
+        for s in starts:  # output frame g comes from the first chunk that covers it
+            first = s // tok
+            end = min(first + gt, x_out)
+            plan.append((s, done, end, done - first))
+            done = end
+        return plan, x_out
 
     @torch.no_grad()
     def embed(self, audio):
-        """-> (timestamp embeddings (n, X, size), timestamps (n, X) ms, scene embeddings (n, size))."""
-        x = self.prepare_audio(audio)
+        """-> (timestamp embeddings (n, X, size), timestamps (n, X) ms, scene embeddings (n, size)).
+
+        Chunk by chunk: at most `max_chunks` 2 s chunks (log-mel, encoder, pooling) are in memory at once,
+        so the memory beyond the input and the returned embeddings does not grow with the clip's length."""
+        x = self._layout(audio)
         n, n_samples = x.shape[0], x.shape[-1]
+        dev = self.device
         if n == 0:
-            z = x.new_zeros
-            return z(0, 0, self.timestamp_embedding_size), z(0, 0), z(0, self.scene_embedding_size)
-        lm = self._logmel(x)
-        if self.compat:
-            return self._embed_official(lm, n_samples)
+            z = torch.zeros
+            return (z(0, 0, self.timestamp_embedding_size, device=dev), z(0, 0, device=dev),
+                    z(0, self.scene_embedding_size, device=dev))
         c = self.config
         tok, gt = c.patch[1], c.grid[1]
-        length, starts, x_out = self._plan(lm.shape[2], n_samples)
-        tokens = self._encode(self._chunks(lm, starts, length))  # (n*K, 1+N, D)
-        k = len(starts)
-        ts_tok = self._inside(self.token_centres_ms(torch.arange(x_out)), n_samples)
-        # output frame g comes from the first chunk that covers it (chunks overlap only at the end)
-        first_tok = torch.tensor([s // tok for s in starts])
-        g = torch.arange(x_out)
-        chunk_of = torch.searchsorted(first_tok + gt, g, right=True)
-        local = g - first_tok[chunk_of]
-        dev = tokens.device
-        valid = (first_tok[:, None] + torch.arange(gt)[None, :]) < x_out  # (K, T'): token columns inside the clip
-        if self.strategy == "raw":
-            raw = self.model.pool(tokens, "raw").reshape(n, k, gt, -1)  # (n, K, T', F'*D)
-            frames = raw[:, chunk_of.to(dev), local.to(dev)]  # (n, X, F'*D)
-            return frames, ts_tok.to(dev, torch.float32).expand(n, -1), frames.mean(dim=1)
-        if self.strategy == "mean":
-            gf = c.grid[0]
-            col = tokens[:, 1:].reshape(n, k, gf, gt, c.dim).mean(dim=2)  # (n, K, T', D): mean over frequency
-            scene = col[:, chunk_of.to(dev), local.to(dev)].mean(dim=1)  # every output frame once
-            w = valid.to(dev, col.dtype)  # one vector per chunk: mean over its token columns inside the clip
-            per_chunk = (col * w[None, :, :, None]).sum(2) / w.sum(1)[None, :, None]
-        else:  # cls
-            per_chunk = self.model.pool(tokens, "cls").reshape(n, k, -1)
-            scene = per_chunk.mean(dim=1)
-        ts_chunk = self._inside(torch.stack([self.token_centres_ms(first_tok[j] + torch.arange(gt)[valid[j]]).mean()
-                                             for j in range(k)]), n_samples)
-        return per_chunk, ts_chunk.to(dev, torch.float32).expand(n, -1), scene
-
-    def _embed_official(self, lm: torch.Tensor, n_samples: int):
-        """The official RuntimeGRAMT/RuntimeGRAMM.encode (gram_spec §6.2-6.5)."""
-        c = self.config
-        cf, gt = c.chunk_frames, c.grid[1]
-        n, t = lm.shape[0], lm.shape[2]
-        pad = cf - t % cf  # in [1, 200]: a whole padded chunk when t is a multiple of 200
-        k = (t + pad) // cf
-        tokens = self._encode(self._chunks(lm, list(range(0, t + pad, cf)), t + pad))
-        if self.strategy == "raw":
-            out = self.model.pool(tokens, "raw").reshape(n, k * gt, -1)
-            out = out[:, :out.shape[1] - int(gt * pad / cf)]
+        plan, x_out = self.chunk_plan(n_samples)
+        k = len(plan)
+        per_frame = self.strategy == "raw"
+        out = torch.empty(n, x_out if per_frame else k, self.timestamp_embedding_size, device=dev)
+        col_sum = (torch.zeros(n, c.dim, dtype=torch.float64, device=dev)
+                   if self.strategy == "mean" and not self.compat else None)
+        valid = torch.stack([(s // tok + torch.arange(gt)) < x_out for s, *_ in plan])  # (K, T')
+        items = [(i, j) for i in range(n) for j in range(k)]
+        for a in range(0, len(items), self.max_chunks):
+            group = items[a:a + self.max_chunks]
+            tokens = self._encode(self._chunk_logmels(x, [(i, plan[j][0]) for i, j in group], n_samples))
+            res = self._chunk_outputs(tokens, valid[[j for _, j in group]])
+            cols = self._columns(tokens) if col_sum is not None else None
+            for m, (i, j) in enumerate(group):
+                _, lo, hi, src = plan[j]
+                if per_frame:
+                    out[i, lo:hi] = res[m, src:src + hi - lo]
+                else:
+                    out[i, j] = res[m]
+                if cols is not None:
+                    col_sum[i] += cols[m, src:src + hi - lo].double().sum(0)
+        if self.compat:
+            step = n_samples / self.sample_rate / out.shape[1] * 1000.0
+            ts = torch.arange(out.shape[1], dtype=torch.float64) * step
+        elif per_frame:
+            ts = self._inside(self.token_centres_ms(torch.arange(x_out)), n_samples)
         else:
-            out = self.model.pool(tokens, self.strategy).reshape(n, k, -1)
-        x = out.shape[1]
-        step = n_samples / self.sample_rate / x * 1000.0
-        ts = (torch.arange(x, dtype=torch.float64) * step).to(out.device, torch.float32).expand(n, -1)
-        return out, ts, out.mean(dim=1)
+            ts = self._inside(torch.stack([self.token_centres_ms(s // tok + torch.arange(gt)[valid[j]]).mean()
+                                           for j, (s, *_) in enumerate(plan)]), n_samples)
+        scene = (col_sum / x_out).float() if col_sum is not None else out.mean(dim=1)
+        return out, ts.to(dev, torch.float32).expand(n, -1), scene
+
+    def stream(self, channels: int = None):
+        """A `hear_gram.stream.EmbeddingStream`: push blocks of audio, get each timestamp embedding as soon as
+        its chunk is complete, `flush()` for the tail; equal to `get_timestamp_embeddings` of the whole clip."""
+        from .stream import EmbeddingStream
+
+        return EmbeddingStream(self, channels)
 
     # -- HEAR API ---------------------------------------------------------------------------------
     def get_timestamp_embeddings(self, audio):

@@ -48,3 +48,24 @@ def test_matches_torchaudio_when_installed():
     ours = LogMel(log_eps=1e-5)(x)
     theirs = torch.log(ref(x) + 1e-5).transpose(-1, -2)
     assert rel_err(ours, theirs) < 1e-5
+
+
+@pytest.mark.parametrize("n", [513, 833, 64000, 64192, 64320, 64321, 128000 + 7])
+def test_frames_of_a_segment_equal_the_whole_clip(n):
+    """Chunked log-mel (each chunk's STFT reads only its segment, reflected at the clip's ends) equals the
+    whole-clip log-mel at every chunk boundary; frames after the clip's last one are the 0.0 padding."""
+    m = LogMel()
+    x = torch.rand(2, 2, n, generator=torch.Generator().manual_seed(n)) * 2 - 1
+    full = m(x)
+    t = full.shape[-2]
+    for start in sorted({0, max(t - 200, 0), 199, 200, 201, t - 1, t // 2}):
+        if not 0 <= start < t:
+            continue
+        got = m.frames(x, start, 200, n)
+        k = min(200, t - start)
+        assert torch.equal(got[..., :k, :], full[..., start:start + k, :])
+        assert torch.all(got[..., k:, :] == 0.0)
+        lo = max(0, min(start * 320 - 512, n - 513))  # only the samples the frames read
+        assert torch.equal(m.frames(x[..., lo:], start, 200, n, offset=lo), got)
+    with pytest.raises(ValueError, match="not in the given"):
+        m.frames(x[..., 1000:], 0, 200, n, offset=1000)

@@ -7,7 +7,7 @@ import torch
 from hear_gram.model import TIME, GramModel
 from hear_gram.runtime import GramRuntime
 
-from conftest import tiny_config
+from conftest import rel_err, tiny_config
 
 SR = 32000
 
@@ -251,3 +251,38 @@ def test_runtime_options_are_validated(tmp_path, option, value, match):
     with pytest.raises(ValueError, match=match):
         load_runtime("gram_t_patch", str(tmp_path), **{option: value})
     assert load_runtime("gram_t_patch", str(tmp_path), compat=1, layer="1").compat is True
+
+
+def _whole_clip_reference(rt, x):
+    """The runtime as it was before chunked log-mels: the whole clip's log-mel, padded with 0.0, cut into
+    chunks, all encoded, raw frames picked (first covering chunk) or concatenated (compat)."""
+    lm = rt.logmel(x)
+    n, ch, t, f = lm.shape
+    c = rt.config
+    tok, gt, cf = c.patch[1], c.grid[1], c.chunk_frames
+    if rt.compat:
+        pad = cf - t % cf
+        starts, length = list(range(0, t + pad, cf)), t + pad
+    else:
+        length, starts, x_out = rt._plan(t, x.shape[-1])
+    lm = torch.cat([lm, lm.new_zeros(n, ch, max(length - t, 0), f)], dim=2)
+    with torch.no_grad():
+        raw = torch.stack([rt.model.pool(rt.model.forward_features(lm[:, :, s:s + cf]), "raw") for s in starts], 1)
+    if rt.compat:
+        return raw.reshape(n, -1, raw.shape[-1])[:, :len(starts) * gt - int(gt * pad / cf)]
+    g = torch.arange(x_out)
+    first = torch.tensor([s // tok for s in starts])
+    j = torch.searchsorted(first + gt, g, right=True)
+    return raw[:, j, g - first[j]]
+
+
+@pytest.mark.parametrize("compat", [False, True])
+@pytest.mark.parametrize("frames", [199, 200, 201, 399, 400, 401, 613])
+def test_chunked_front_end_equals_the_whole_clip_path(compat, frames):
+    """Clip lengths at chunk boundaries: the chunk-by-chunk log-mel gives the whole-clip path's frames."""
+    rt = runtime(compat=compat, max_chunks=2)
+    for n in (frames * 320 - 1, frames * 320 + 100):
+        x = noise(2, 2, n, seed=n)
+        emb = rt.get_timestamp_embeddings(x)[0]
+        ref = _whole_clip_reference(rt, x)
+        assert emb.shape == ref.shape and rel_err(emb, ref) <= 1e-6
