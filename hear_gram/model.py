@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .decoder import DecoderBlock
-from .features import FLOAT32_EPS, LogMel
+from .features import FLOAT32_EPS, LogMel, check_log_eps
 from .patching import grid_shape, patchify, sincos_2d
 from .vit import TransformerEncoder
 
@@ -55,12 +55,47 @@ class GramConfig:
     def __post_init__(self):
         if self.encoder not in ("transformer", "mamba"):
             raise ValueError(f"encoder must be 'transformer' or 'mamba', got {self.encoder!r}")
+        self._check_values()
         object.__setattr__(self, "patch", tuple(self.patch))
         object.__setattr__(self, "decoder_windows", tuple(self.decoder_windows))
         n = self.n_tokens
         bad = [w for w in self.decoder_windows if w and n % w]
         if bad:
             raise ValueError(f"decoder windows {bad} do not divide the {n} tokens of a chunk")
+
+    def _check_values(self):
+        """Types and ranges of every field, so a bad config.json or --model.<field> is a named error here, not
+        a shape error (or a model without an encoder) later (README "Bad input")."""
+        def bad(name, what):
+            raise ValueError(f"GramConfig {name}={getattr(self, name)!r}: {what}")
+
+        for name in ("in_channels", "sample_rate", "n_mels", "chunk_frames", "dim", "depth", "num_heads", "mlp_dim",
+                     "d_state", "d_conv", "expand", "headdim", "decoder_dim", "decoder_depth", "decoder_heads"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                bad(name, "must be an integer")
+            if v < 1:
+                bad(name, "must be >= 1")
+        for name in ("patch", "decoder_windows"):
+            v = getattr(self, name)
+            if not isinstance(v, (tuple, list)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                bad(name, "must be a list of integers")
+        if len(self.patch) != 2 or min(self.patch) < 1:
+            bad("patch", "must be two integers >= 1 (frequency, time)")
+        if self.n_mels % self.patch[0] or self.chunk_frames % self.patch[1]:
+            bad("patch", f"must divide the ({self.n_mels}, {self.chunk_frames}) log-mel chunk")
+        if min(self.decoder_windows, default=0) < 0:
+            bad("decoder_windows", "must be >= 0 (0 = global attention)")
+        if isinstance(self.mask_ratio, bool) or not isinstance(self.mask_ratio, (int, float)) \
+                or not 0 < self.mask_ratio < 1:
+            bad("mask_ratio", "must be a number in (0, 1)")
+        check_log_eps(self.log_eps, "GramConfig log_eps")
+        if self.encoder == "transformer" and self.dim % self.num_heads:
+            bad("dim", f"is not divisible by num_heads={self.num_heads}")
+        if self.decoder_dim % self.decoder_heads:
+            bad("decoder_dim", f"is not divisible by decoder_heads={self.decoder_heads}")
+        if self.encoder == "mamba" and (self.expand * self.dim) % self.headdim:
+            bad("dim", f"x expand={self.expand} is not divisible by headdim={self.headdim}")
 
     @property
     def grid(self) -> tuple:

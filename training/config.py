@@ -130,7 +130,9 @@ def assign(cfg: dict, key: str, value, defaults: dict, groups: dict | None = Non
                                                               f"; {group} fields: {sorted(known)}"))
         cfg[group] = {**cfg[group], field: check_type(key, value, known[field])}
     elif key in groups:
-        for k, v in dict(value).items():
+        if not isinstance(value, dict):
+            raise TypeError(f"{key}={value!r}: expected a dict of {key} fields (or --{key}.<field>=value)")
+        for k, v in value.items():
             assign(cfg, f"{key}.{k}", v, defaults, groups)
     elif key not in defaults:
         raise ValueError(f"unknown config key {key!r}; known: {sorted(defaults)}")
