@@ -252,3 +252,29 @@ def test_report_random_column_can_match_the_trained_architecture(tmp_path):
     assert saved == trained.config.to_dict()
     with pytest.raises(ValueError, match="needs --weights"):
         report.random_embedder("gram_t_patch", "same", str(tmp_path / "r2"))
+
+
+def test_build_does_not_depend_on_the_torch_thread_count(tmp_path, synth):
+    """Issue 11 finding 8: 3 s clips (long enough for torch to split a float32 reduction over threads); the SNR
+    gain's energies were such a reduction, so 1 and 2 threads gave wavs 1 LSB apart."""
+    import torch
+
+    task = tmp_path / "long-v1.0-full"
+    (task / "32000" / "test").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    names = [f"n{i}.wav" for i in range(6)]
+    for n in names:
+        sf.write(str(task / "32000" / "test" / n), 0.2 * rng.standard_normal(3 * 32000), 32000, subtype="PCM_16")
+    (task / "test.json").write_text(json.dumps({n: ["x"] for n in names}))
+    (task / "task_metadata.json").write_text(json.dumps({**META, "sample_duration": 3.0, "splits": ["test"]}))
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            nathear.build_task(task, tmp_path / f"t{threads}", seed=0, rooms=8, synth=synth, progress=False)
+            out[threads] = wav_bytes(tmp_path / f"t{threads}")
+    finally:
+        torch.set_num_threads(before)
+    assert len(out[1]) == 6 and out[1] == out[2]
+    assert (tmp_path / "t1" / "scenes" / "test.jsonl").read_bytes() == (tmp_path / "t2" / "scenes" / "test.jsonl").read_bytes()

@@ -74,10 +74,13 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     ckpt = read_checkpoint(str(tmp_path / CKPT_NAME))
     assert ckpt["step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
-    # the script form exits with status 2 and a clear message, leaving the checkpoint alone
+    # the script form exits with status 2 and a clear message; a folder holding a run is left alone
     assert main(["--preset=ci", f"--out_dir={tmp_path}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
-    assert "non-finite loss" in capsys.readouterr().err
+    assert "holds a run (ckpt.pt, log.jsonl, config.json" in capsys.readouterr().err
     assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 4
+    assert main(["--preset=ci", f"--out_dir={tmp_path / 'new'}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "(none written yet)" in err
 
 
 def test_ddp_two_gloo_processes(tmp_path):
@@ -202,3 +205,118 @@ def test_crop_stream_shapes_masks_and_state():
     assert torch.equal(x, x2) and torch.equal(mask, mask2)
     with pytest.raises(ValueError, match="unknown SceneConfig fields"):
         SceneConfig.preset("smoke", {"nope": 1})
+
+
+# -- out_dir, settings and checkpoints (issue 11, findings 2, 11, 12) -------------------------------------------
+
+def _old_run(folder):
+    """A folder holding a previous run (and a file of the user's)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {CKPT_NAME: b"old checkpoint", "log.jsonl": b'{"step": 99}\n', "config.json": b"{}", "notes.txt": b"mine"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_a_folder_holding_a_run_needs_resume_or_overwrite(tmp_path, capsys):
+    files = _old_run(tmp_path)
+    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--max_steps=2"]) == 2
+    assert (f"--out_dir='{tmp_path}' holds a run (ckpt.pt, log.jsonl, config.json): pass --resume to continue it "
+            f"or --overwrite to replace it") in capsys.readouterr().err
+    # a run that fails validation touches nothing, --overwrite or not
+    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--overwrite", "--clips=0"]) == 2
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+def test_overwrite_replaces_only_the_run_and_cleans_stale_checkpoint_temporaries(tmp_path, capsys):
+    _old_run(tmp_path)
+    (tmp_path / "ckpt.pt.tmp4242").write_bytes(b"killed write, older naming")
+    (tmp_path / ".ckpt.pt.x1y2.tmp").write_bytes(b"killed write")
+    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--overwrite", "--max_steps=2", "--log_every=1",
+                 "--progress=False"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the previous run's ckpt.pt, log.jsonl, config.json" in err
+    assert "removed 2 temporary checkpoint file(s) left by a killed write: .ckpt.pt.x1y2.tmp, ckpt.pt.tmp4242" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt", "config.json", "log.jsonl", "notes.txt"]
+    assert (tmp_path / "notes.txt").read_bytes() == b"mine"
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
+    assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 2
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--ckpt_every=0", "--ckpt_every=0: must be an integer >= 1"),
+    ("--clips=0", "--clips=0: must be an integer >= 1"),
+    ("--clips=-1", "--clips=-1: must be an integer >= 1"),
+    ("--max_steps=-5", "--max_steps=-5: must be an integer >= 1"),
+    ("--betas=(0.9,)", "--betas=(0.9,): must be two numbers in [0, 1)"),
+    ("--dtype=float16", "--dtype='float16': must be auto, float32 or bfloat16"),
+    ("--model.dim=65", "GramConfig dim=65: is not divisible by num_heads=4"),
+    ("--model.depth=0", "GramConfig depth=0: must be >= 1"),
+    ("--model=3", "model=3: expected a dict of model fields"),
+    ("--lr=-0.1", "--lr=-0.1: must be a finite number > 0"),
+    ("--input_frames=100", "--input_frames=100: must be >= chunk_frames=200"),
+    ("--device=gpu", "--device='gpu': is not a device name"),
+])
+def test_settings_are_checked_before_any_work(tmp_path, capsys, override, message):
+    out = tmp_path / "run"
+    assert main(["--preset=ci", f"--out_dir={out}", override]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty (0 bytes): not a training checkpoint"),
+    ([1, 2, 3], "is not a hear_gram training checkpoint (holds a list)"),
+    ({"step": 3}, "is not a hear_gram training checkpoint (holds a dict without format"),
+    ("no optimizer", "is an incomplete training checkpoint: it lacks ['optimizer']"),
+    ("truncated", "is not a readable training checkpoint"),
+])
+def test_bad_checkpoints_are_named_errors(tmp_path, capsys, content, message):
+    from training.train import CKPT_FORMAT, CKPT_KEYS, RunError
+
+    path = tmp_path / CKPT_NAME
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content in ("no optimizer", "truncated"):
+        ckpt = {"format": CKPT_FORMAT, **{k: {} for k in CKPT_KEYS if k != "optimizer"}, "model": {"w": torch.ones(999)}}
+        torch.save(ckpt, str(path))
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:300])
+    else:
+        torch.save(content, str(path))
+    with pytest.raises(RunError, match="^" + str(path).replace(".", r"\.") + " " + message.replace("(", r"\(").replace(
+            ")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        read_checkpoint(str(path))
+    assert main([f"--out_dir={tmp_path}", "--resume"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_full_disk_during_a_checkpoint_write_keeps_the_old_one_and_no_temporary(tmp_path, monkeypatch, capsys):
+    """The temporary file is a link to /dev/full: the real writer meets a real ENOSPC."""
+    import tempfile as tf
+
+    from training.train import RunError, atomic_save
+
+    real = tf.mkstemp
+
+    def on_full_disk(prefix="", suffix="", dir=None):
+        fd, path = real(prefix=prefix, suffix=suffix, dir=dir)
+        if not prefix.startswith(".ckpt.pt."):  # config.json: a normal disk
+            return fd, path
+        os.close(fd)
+        os.remove(path)
+        os.symlink("/dev/full", path)
+        return os.open(path, os.O_WRONLY), path
+
+    path = tmp_path / CKPT_NAME
+    path.write_bytes(b"the previous checkpoint")
+    monkeypatch.setattr("hear_gram.outputs.tempfile.mkstemp", on_full_disk)
+    with pytest.raises(RunError, match=r"cannot write .*ckpt.pt: no space left on device \(nothing was replaced; the "
+                                       r"temporary file was removed\); the previous checkpoint is kept"):
+        atomic_save({"model": torch.zeros(100_000)}, str(path))
+    assert os.listdir(tmp_path) == [CKPT_NAME] and path.read_bytes() == b"the previous checkpoint"
+    # through the script: exit status 2 and the message, no temporary file
+    out = tmp_path / "run"
+    assert main(["--preset=ci", f"--out_dir={out}", "--max_steps=1", "--progress=False"]) == 2
+    assert "no space left on device" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["config.json", "log.jsonl"]

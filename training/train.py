@@ -26,10 +26,13 @@ is not bit-stable on the machine, see training/scenes.py).
 """
 
 import contextlib
+import glob
 import json
 import math
 import os
+import pickle
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -39,6 +42,7 @@ import torch
 import torch.distributed as dist
 
 from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.outputs import OutputError, atomic_path, stale_temporaries, write_text
 from training.config import field_defaults, parse_value, resolve, split_argv
 from training.data import CropStream
 from training.monitor import open_writer, reconstruction_figure
@@ -82,17 +86,27 @@ DEFAULTS = dict(
     tensorboard=True,
     progress=True,
     resume=False,
+    overwrite=False,  # start afresh in an out_dir that holds a run (its ckpt.pt, log.jsonl, config.json, tb/, images/)
     stop_at_step=-1,  # end this invocation at this step (schedule still spans max_steps); -1 = max_steps
     debug_nan_step=-1,  # test hook: poison the input of this step with NaN
 )
 # Keys that may differ between a checkpoint and the run that resumes it (everything else changes the run).
-INVOCATION = {"resume", "stop_at_step", "debug_nan_step"}  # never inherited from a checkpoint's config
+INVOCATION = {"resume", "overwrite", "stop_at_step", "debug_nan_step"}  # never inherited from a checkpoint's config
 RESUME_FREE = {"preset", "out_dir", "device", "compile", "threads", "backend", "max_steps", "log_every",
-               "ckpt_every", "image_every", "tensorboard", "progress", "resume", "stop_at_step", "debug_nan_step"}
+               "ckpt_every", "image_every", "tensorboard", "progress", "resume", "overwrite", "stop_at_step",
+               "debug_nan_step"}
+# What a run writes into out_dir: --overwrite removes exactly these (anything else there is the user's).
+RUN_FILES = (CKPT_NAME, "log.jsonl", "config.json", "tb", "images")
+CKPT_KEYS = ("config", "model_config", "model", "optimizer", "step", "world_size", "rng")
 
 
 class NonFiniteLoss(FloatingPointError):
     pass
+
+
+class RunError(ValueError):
+    """A run that must not start (a bad setting, an occupied out_dir, an unreadable checkpoint) or a checkpoint
+    that could not be written; the message names the option, the value or the file."""
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -120,6 +134,89 @@ def model_config(cfg: dict) -> GramConfig:
     return GramConfig.from_dict({**VARIANTS[cfg["variant"]].config.to_dict(), **cfg["model"]})
 
 
+def check_config(cfg: dict) -> GramConfig:
+    """Every setting's type and range, before anything runs or touches out_dir; -> the model's GramConfig.
+    Errors name the option and its value (RunError)."""
+    def need(ok, key, what):
+        if not ok:
+            raise RunError(f"--{key}={cfg[key]!r}: {what}")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for key in ("clips", "crops_per_clip", "max_steps", "log_every", "ckpt_every"):
+        need(is_int(cfg[key]) and cfg[key] >= 1, key, "must be an integer >= 1")
+    for key in ("warmup_steps", "image_every", "data_workers", "threads", "seed"):
+        need(is_int(cfg[key]) and cfg[key] >= 0, key, "must be an integer >= 0")
+    need(is_int(cfg["stop_at_step"]) and (cfg["stop_at_step"] == -1 or cfg["stop_at_step"] >= 1), "stop_at_step",
+         "must be -1 (run to max_steps) or a step >= 1")
+    need(is_num(cfg["lr"]) and cfg["lr"] > 0, "lr", "must be a finite number > 0")
+    need(is_num(cfg["min_lr"]) and 0 <= cfg["min_lr"] <= cfg["lr"], "min_lr", "must be a finite number in [0, lr]")
+    need(is_num(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", "must be a finite number >= 0")
+    need(is_num(cfg["grad_clip"]) and cfg["grad_clip"] > 0, "grad_clip", "must be a finite number > 0")
+    need(isinstance(cfg["betas"], tuple) and len(cfg["betas"]) == 2 and all(is_num(b) and 0 <= b < 1 for b in
+                                                                            cfg["betas"]),
+         "betas", "must be two numbers in [0, 1), e.g. (0.9, 0.95)")
+    need(cfg["dtype"] in ("auto", "float32", "bfloat16"), "dtype", "must be auto, float32 or bfloat16")
+    need(cfg["backend"] in ("auto", "nccl", "gloo"), "backend", "must be auto, nccl or gloo")
+    if cfg["device"] != "auto":
+        try:
+            dev = torch.device(cfg["device"])
+        except RuntimeError:
+            dev = None
+        need(dev is not None, "device", "is not a device name (auto, cpu, cuda, cuda:N)")
+        need(dev.type != "cuda" or torch.cuda.is_available(), "device", "CUDA is not available on this machine")
+    need(not (cfg["resume"] and cfg["overwrite"]), "overwrite", "cannot be combined with --resume")
+    need(cfg["variant"] in VARIANTS, "variant", f"is not a variant; known: {sorted(VARIANTS)}")
+    try:
+        mcfg = model_config(cfg)
+    except (TypeError, ValueError) as e:
+        raise RunError(f"--model={cfg['model']!r}: {e}") from None
+    need(cfg["input_frames"] >= mcfg.chunk_frames, "input_frames", f"must be >= chunk_frames={mcfg.chunk_frames} "
+                                                                   f"(the 2 s crops are cut from it)")
+    return mcfg
+
+
+def check_out_dir(cfg: dict) -> list:
+    """out_dir may be new, empty, hold the run `--resume` continues, or (with --overwrite) hold a run to
+    replace; -> the run files --overwrite will remove once the new run is set up.  Nothing is touched here."""
+    out = cfg["out_dir"]
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunError(f"--out_dir={out!r} is a file, not a folder")
+    run = [n for n in RUN_FILES if os.path.lexists(os.path.join(out, n))]
+    if cfg["resume"]:
+        return []
+    if run and not cfg["overwrite"]:
+        raise RunError(f"--out_dir={out!r} holds a run ({', '.join(run)}): pass --resume to continue it or "
+                       f"--overwrite to replace it")
+    parent = out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunError(f"--out_dir={out!r}: {parent} is not writable")
+    return run
+
+
+def prepare_out_dir(out: str, replace: list) -> None:
+    """Rank 0, once the run is set up: create out_dir, remove the replaced run's files (--overwrite) and the
+    temporary files of a killed checkpoint write (reported on stderr)."""
+    os.makedirs(out, exist_ok=True)
+    for name in replace:
+        p = os.path.join(out, name)
+        shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.remove(p)
+    if replace:
+        print(f"--overwrite: removed the previous run's {', '.join(replace)} from {out}", file=sys.stderr)
+    stale = stale_checkpoint_temporaries(out)
+    for p in stale:
+        os.remove(p)
+    if stale:
+        print(f"removed {len(stale)} temporary checkpoint file(s) left by a killed write: "
+              f"{', '.join(os.path.basename(p) for p in stale)}", file=sys.stderr)
+
+
 def get_lr(step: int, lr: float, warmup: int, max_steps: int, min_lr: float = 0.0) -> float:
     """Linear warm-up from 0, then half a cosine to min_lr (transformers' get_cosine_schedule_with_warmup,
     gram_spec §7.4); `step` = optimizer steps already taken."""
@@ -131,18 +228,40 @@ def get_lr(step: int, lr: float, warmup: int, max_steps: int, min_lr: float = 0.
 
 # ----------------------------------------------------------------------------- checkpoints and RNG
 def read_checkpoint(path: str) -> dict:
+    """A training checkpoint, or a RunError saying what is wrong with the file (missing, empty, truncated,
+    not a checkpoint, or lacking an entry such as the optimizer state)."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no training checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
-    if ckpt.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not a hear_gram training checkpoint")
+        raise RunError(f"no training checkpoint at {path}")
+    if os.path.getsize(path) == 0:
+        raise RunError(f"{path} is empty (0 bytes): not a training checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain containers only
+    except (EOFError, RuntimeError, OSError, pickle.UnpicklingError, ValueError) as e:
+        raise RunError(f"{path} is not a readable training checkpoint ({type(e).__name__}: "
+                       f"{str(e).splitlines()[0] if str(e) else 'truncated'})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise RunError(f"{path} is not a hear_gram training checkpoint (holds a {type(ckpt).__name__}"
+                       f"{'' if not isinstance(ckpt, dict) else ' without format ' + repr(CKPT_FORMAT)})")
+    missing = [k for k in CKPT_KEYS if k not in ckpt]
+    if missing:
+        raise RunError(f"{path} is an incomplete training checkpoint: it lacks {missing}")
     return ckpt
 
 
 def atomic_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
+    """torch.save through a temporary file renamed over `path`: a crash mid-write never leaves a truncated
+    checkpoint, and a failed write (full disk) removes its temporary file and keeps the previous checkpoint."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: write errors are real OSErrors
+            torch.save(obj, f)
+    except OutputError as e:
+        raise RunError(f"{e}; the previous checkpoint is kept") from e
+
+
+def stale_checkpoint_temporaries(out_dir: str) -> list:
+    """Temporary checkpoint files a killed write left in out_dir (this version's and the older ckpt.pt.tmp<pid>)."""
+    path = os.path.join(out_dir, CKPT_NAME)
+    return sorted(set(stale_temporaries(path)) | set(glob.glob(glob.escape(path) + ".tmp*")))
 
 
 def rng_state(stream: CropStream) -> dict:
@@ -216,7 +335,7 @@ def checkpoint_to_resume(cfg: dict, path: str):
     ckpt = read_checkpoint(path)
     diff = sorted(k for k in DEFAULTS if k not in RESUME_FREE and ckpt["config"].get(k) != cfg[k])
     if diff:
-        raise ValueError(f"cannot resume {path}: settings differ from the checkpoint's: "
+        raise RunError(f"cannot resume {path}: settings differ from the checkpoint's: "
                          + ", ".join(f"{k}={cfg[k]!r} (checkpoint {ckpt['config'].get(k)!r})" for k in diff))
     return ckpt
 
@@ -281,9 +400,8 @@ class RunLog:
         self.writer = self.pbar = None
         if not self.on:
             return
-        os.makedirs(self.out_dir, exist_ok=True)
-        with open(os.path.join(self.out_dir, "config.json"), "w") as f:
-            json.dump({"train": cfg, "model": mcfg.to_dict(), "world_size": where.world}, f, indent=2)
+        write_text(os.path.join(self.out_dir, "config.json"),
+                   json.dumps({"train": cfg, "model": mcfg.to_dict(), "world_size": where.world}, indent=2))
         self.writer = open_writer(self.out_dir, step, cfg["tensorboard"])
         if cfg["progress"]:
             from tqdm import tqdm
@@ -333,7 +451,9 @@ class RunLog:
 # ----------------------------------------------------------------------------- the run
 def train(cfg: dict) -> dict:
     """Run (or resume) one training job; returns {"step", "losses" (this invocation), "out_dir"}."""
-    # -- setup: device and process group, the checkpoint to resume
+    # -- setup: every setting and out_dir checked first, then device and process group, the checkpoint to resume
+    check_config(cfg)
+    replace = check_out_dir(cfg)
     where = place(cfg)
     device, ckpt_path = where.device, os.path.join(cfg["out_dir"], CKPT_NAME)
     stream = log = None
@@ -354,6 +474,8 @@ def train(cfg: dict) -> dict:
         autocast = autocast_for(cfg, device)
         # -- loop
         end = cfg["max_steps"] if cfg["stop_at_step"] < 0 else min(cfg["stop_at_step"], cfg["max_steps"])
+        if where.master:  # the run is set up: only now is out_dir touched
+            prepare_out_dir(cfg["out_dir"], replace)
         log = RunLog(cfg, mcfg, where, step, end)
         losses, last_saved = [], step if ckpt is not None else None
         while step < end:
@@ -394,10 +516,14 @@ def train(cfg: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    cfg = resolve_config(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = resolve_config(sys.argv[1:] if argv is None else argv)
+    except (TypeError, ValueError) as e:  # training/config.py: unknown key, wrong type, unknown preset
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         result = train(cfg)
-    except NonFiniteLoss as e:
+    except (NonFiniteLoss, RunError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", 0)) == 0:
