@@ -459,7 +459,12 @@ class SceneSynth:
             nn_ = fft_convolve(torch.from_numpy(nz)[None].to(dev), torch.from_numpy(h_n)[None].to(dev), n)
             act = torch.zeros(1, n, dtype=torch.bool, device=dev)
             act[:, start: start + length] = True
-            nz_scaled = nn_ * mix_at_snr(s, nn_, torch.tensor([snr], device=dev), act)[:, None, None]
+            if dev.type == "cpu":  # energies as float64 numpy sums: the same whatever torch's thread count (a
+                # float32 torch sum is split over threads, and 1 vs 2 threads gave wavs 1 LSB apart)
+                es, en = _window_energy(s[0].numpy(), start, length), _window_energy(nn_[0].numpy(), start, length)
+                nz_scaled = nn_ * torch.tensor(np.sqrt(es / (en + 1e-12) * 10 ** (-snr / 10)), dtype=nn_.dtype)
+            else:
+                nz_scaled = nn_ * mix_at_snr(s, nn_, torch.tensor([snr], device=dev), act)[:, None, None]
             meta.update(noise_mode="diffuse" if diffuse else "localized", n_noise=k, noise_azimuths_deg=noise_az,
                         noise_type=ntype, noise_start=start, noise_length=length)
         else:
