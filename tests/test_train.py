@@ -135,7 +135,8 @@ def test_push_to_hub_uploads_the_export_folder(ci_run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(HfApi, "create_repo", fake_create)
     monkeypatch.setattr(HfApi, "upload_folder", fake_upload)
-    assert export_mod.main([str(run), folder, "--push-to-hub", "me/gram", "--private", "--no-verify"]) == 0
+    assert export_mod.main([str(run), folder, "--push-to-hub", "me/gram", "--private", "--no-verify",
+                            "--overwrite"]) == 0
     assert calls["create"] == ("me/gram", True, "hf_dummy")
     assert calls["upload"] == ("me/gram", ["README.md", "config.json", "model.safetensors"], "model")
     with pytest.raises(FileNotFoundError, match="not an export folder"):
@@ -320,3 +321,21 @@ def test_full_disk_during_a_checkpoint_write_keeps_the_old_one_and_no_temporary(
     assert main(["--preset=ci", f"--out_dir={out}", "--max_steps=1", "--progress=False"]) == 2
     assert "no space left on device" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["config.json", "log.jsonl"]
+
+
+def test_export_never_replaces_an_export_or_the_run_without_overwrite(tmp_path, capsys):
+    """Checked before the checkpoint is read: the run here is only a name."""
+    run, out = tmp_path / "run", tmp_path / "export"
+    run.mkdir()
+    (run / "config.json").write_text("the run's own")
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"an older export")
+    assert export_mod.main([str(run), str(out)]) == 2
+    assert f"export folder {out} holds an export (model.safetensors); pass --overwrite to replace it" in \
+        capsys.readouterr().err
+    assert export_mod.main([str(run), str(run), "--overwrite"]) == 2
+    assert "is the run folder" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == "the run's own"
+    assert (out / "model.safetensors").read_bytes() == b"an older export"
+    assert export_mod.main([str(run), str(tmp_path / "new"), "--overwrite"]) == 2  # passes the checks, no ckpt.pt
+    assert "no training checkpoint at" in capsys.readouterr().err

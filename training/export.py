@@ -25,7 +25,8 @@ from hear_gram.checkpoint import save_model
 from training import model_card
 from hear_gram.model import VARIANTS, GramConfig, GramModel
 from hear_gram.runtime import GramRuntime, load_runtime
-from training.train import CKPT_NAME, read_checkpoint
+from hear_gram.outputs import OutputError
+from training.train import CKPT_NAME, RunError, read_checkpoint
 
 EXPORTED = ("model.safetensors", "config.json")
 
@@ -75,8 +76,27 @@ def round_trip_error(model: GramModel, folder: str, seconds: float = 3.0, seed: 
     return max(errs)
 
 
-def export(path: str, out_dir: str, verify: bool = True) -> dict:
-    """Write the export folder; returns {"folder", "variant", "step", "max_abs_err" (None without verify)}."""
+def check_export_dir(path: str, out_dir: str, overwrite: bool = False) -> None:
+    """Before any work: out_dir is not the run folder (its config.json would be replaced), not a file, and holds no
+    export unless `overwrite`."""
+    run = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise OutputError(f"export folder {out_dir} is a file")
+    if os.path.isdir(out_dir) and os.path.samefile(run, out_dir):
+        raise OutputError(f"export folder {out_dir} is the run folder of {path} (its config.json would be replaced); "
+                          f"choose another folder")
+    held = [f for f in EXPORTED if os.path.lexists(os.path.join(out_dir, f))]
+    if held and not overwrite:
+        raise OutputError(f"export folder {out_dir} holds an export ({', '.join(held)}); pass --overwrite to replace it")
+    parent = out_dir if os.path.isdir(out_dir) else os.path.dirname(os.path.abspath(out_dir))
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"export folder {out_dir}: {parent} is not writable")
+
+
+def export(path: str, out_dir: str, verify: bool = True, overwrite: bool = False) -> dict:
+    """Write the export folder; returns {"folder", "variant", "step", "max_abs_err" (None without verify)}.
+    An existing export in out_dir is replaced only with `overwrite` (checked before the checkpoint is read)."""
+    check_export_dir(path, out_dir, overwrite)
     model, ckpt = load_training_model(path)
     save_model(model, out_dir, extra_config={"variant": variant_of(model.config), "training": training_summary(ckpt)})
     if not os.path.exists(os.path.join(out_dir, "README.md")):  # keep a card that already has results
@@ -107,8 +127,13 @@ def main(argv=None) -> int:
     ap.add_argument("--private", action="store_true", help="create the Hub repo as private")
     ap.add_argument("--revision", help="Hub branch to upload to (default: main)")
     ap.add_argument("--no-verify", action="store_true", help="skip the reload-and-compare check")
+    ap.add_argument("--overwrite", action="store_true", help="replace the export already in out_dir")
     args = ap.parse_args(argv)
-    info = export(args.checkpoint, args.out_dir, verify=not args.no_verify)
+    try:
+        info = export(args.checkpoint, args.out_dir, verify=not args.no_verify, overwrite=args.overwrite)
+    except (OutputError, RunError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"exported step {info['step']} ({info['variant']}) to {info['folder']}"
           + ("" if info["max_abs_err"] is None else f"; reload max |embedding diff| = {info['max_abs_err']:.3g}"))
     print(f"load with: hear_gram.{info['variant']}.load_model({info['folder']!r})")
