@@ -10,6 +10,7 @@ sf = pytest.importorskip("soundfile")
 pytest.importorskip("scipy")
 pytest.importorskip("tqdm")
 
+import hear_tasks  # noqa: E402
 from training import localization, nathear  # noqa: E402
 
 SPLITS = {"train": ["a.wav", "b.wav", "c.wav"], "valid": ["d.wav"], "test": ["e.wav", "f.wav"]}
@@ -203,17 +204,25 @@ def test_mini_suite_subset(mini):
 
 
 def test_report_table(mini, tmp_path):
+    """The report on two tasks every column must solve (tests/hear_tasks.py): band-limited noise low vs high
+    (top-1 >= 0.9, chance 0.5) and white noise from left / front / right (DOA median <= 5 degrees)."""
     from training import report
-    out, man = mini
+    _, man = mini
+    suite = tmp_path / "suite"
+    hear_tasks.write_task(suite / "tasks", "bands", sizes=(12, 6, 6))
+    hear_tasks.write_task(suite / "tasks", "sides", sizes=(18, 9, 9))
     cols = {"log-mel": report.logmel_embedder(),
             "random tiny": report.random_embedder("gram_t_patch", "tiny", str(tmp_path / "w"))}
-    res = report.evaluate(out, cols, png_dir=str(tmp_path), progress=lambda s: None)
-    assert set(res) == {"nh_pitch", "nh_azimuth"}
-    assert res["nh_pitch"]["log-mel"]["dim"] == 512 and 0 <= res["nh_pitch"]["random tiny"]["top1_acc"] <= 1
-    assert np.isfinite(res["nh_azimuth"]["log-mel"]["doa_mean_deg"])
+    res = report.evaluate(suite, cols, png_dir=str(tmp_path), progress=lambda s: None)
+    assert set(res) == {"toy_bands", "toy_sides"}
+    assert res["toy_bands"]["log-mel"]["dim"] == 512 and res["toy_bands"]["random tiny"]["dim"] == 8 * 64
+    for col in cols:
+        assert res["toy_bands"][col]["top1_acc"] >= 0.9 and res["toy_bands"][col]["n"] == 6, (col, res)
+        assert res["toy_sides"][col]["doa_median_deg"] <= 5 and res["toy_sides"][col]["doa_mean_deg"] <= 10, (col, res)
     md = report.table(res, list(cols), man)
-    assert md.count("\n| nh_") == 2 and "top-1 accuracy" in md and "DOA error" in md and "Probes:" in md
-    assert (tmp_path / "nh_azimuth-log-mel.png").exists()
+    assert md.count("\n| toy_") == 2 and "top-1 accuracy" in md and "DOA error" in md and "Probes:" in md
+    assert f"| toy_bands | top-1 accuracy | {res['toy_bands']['log-mel']['top1_acc']:.3f} |" in md
+    assert (tmp_path / "toy_sides-log-mel.png").exists()
 
 
 def test_workers_build_is_byte_identical(built, synth, tmp_path):
