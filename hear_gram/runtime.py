@@ -41,6 +41,9 @@ from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
 # floats are far below the limit.
 MAX_AMPLITUDE = 1e16
 FRONT_END_BATCH = 4  # chunks per STFT call: the front end's working memory, independent of max_chunks
+# dtype of the returned timestamp embeddings (the scene embedding is always float32): fp16 halves the
+# raw output (1 h of GRAM-T patch raw: 45,000 x 6144 floats = 1.1 GB in float32)
+OUT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", "none", ""}
@@ -97,7 +100,7 @@ class GramRuntime(nn.Module):
     """
 
     def __init__(self, model: GramModel, variant: str, strategy: str = "raw", layer: int = None,
-                 compat: bool = False, max_chunks: int = 32, precision: str = "fp32"):
+                 compat: bool = False, max_chunks: int = 32, precision: str = "fp32", out_dtype: str = "fp32"):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -107,6 +110,8 @@ class GramRuntime(nn.Module):
             raise ValueError("max_chunks must be >= 1")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        if out_dtype not in OUT_DTYPES:
+            raise ValueError(f"out_dtype must be one of {sorted(OUT_DTYPES)}, got {out_dtype!r}")
         if strategy == "cls" and model.config.encoder == "mamba":
             warnings.warn("GRAM-M's causal scan puts CLS first, so its 'cls' output does not depend on the "
                           "audio (gram_spec §3.2); use 'mean' or 'raw'", stacklevel=2)
@@ -114,6 +119,7 @@ class GramRuntime(nn.Module):
         self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
         self.max_chunks = max_chunks
         self.precision = precision
+        self.out_dtype = out_dtype
         c = model.config
         self.sample_rate = int(c.sample_rate)
         gf, _ = c.grid
@@ -319,24 +325,26 @@ class GramRuntime(nn.Module):
         plan, x_out = self.chunk_plan(n_samples)
         k = len(plan)
         per_frame = self.strategy == "raw"
-        out = torch.empty(n, x_out if per_frame else k, self.timestamp_embedding_size, device=dev)
-        col_sum = (torch.zeros(n, c.dim, dtype=torch.float64, device=dev)
-                   if self.strategy == "mean" and not self.compat else None)
+        out = torch.empty(n, x_out if per_frame else k, self.timestamp_embedding_size, device=dev,
+                          dtype=OUT_DTYPES[self.out_dtype])
+        # the scene embedding is accumulated in float64 from the float32 outputs: mean over output frames
+        # (raw; token columns for `mean`), over chunks (cls, compat)
+        scene_sum = torch.zeros(n, self.scene_embedding_size, dtype=torch.float64, device=dev)
         valid = torch.stack([(s // tok + torch.arange(gt)) < x_out for s, *_ in plan])  # (K, T')
         items = [(i, j) for i in range(n) for j in range(k)]
         for a in range(0, len(items), self.max_chunks):
             group = items[a:a + self.max_chunks]
             tokens = self._encode(self._chunk_logmels(x, [(i, plan[j][0]) for i, j in group], n_samples))
             res = self._chunk_outputs(tokens, valid[[j for _, j in group]])
-            cols = self._columns(tokens) if col_sum is not None else None
+            cols = self._columns(tokens) if self.strategy == "mean" and not self.compat else None
             for m, (i, j) in enumerate(group):
                 _, lo, hi, src = plan[j]
                 if per_frame:
                     out[i, lo:hi] = res[m, src:src + hi - lo]
+                    scene_sum[i] += res[m, src:src + hi - lo].double().sum(0)
                 else:
                     out[i, j] = res[m]
-                if cols is not None:
-                    col_sum[i] += cols[m, src:src + hi - lo].double().sum(0)
+                    scene_sum[i] += (res[m] if cols is None else cols[m, src:src + hi - lo].sum(0)).double()
         if self.compat:
             step = n_samples / self.sample_rate / out.shape[1] * 1000.0
             ts = torch.arange(out.shape[1], dtype=torch.float64) * step
@@ -345,7 +353,7 @@ class GramRuntime(nn.Module):
         else:
             ts = self._inside(torch.stack([self.token_centres_ms(s // tok + torch.arange(gt)[valid[j]]).mean()
                                            for j, (s, *_) in enumerate(plan)]), n_samples)
-        scene = (col_sum / x_out).float() if col_sum is not None else out.mean(dim=1)
+        scene = (scene_sum / (x_out if per_frame or self.strategy == "mean" and not self.compat else k)).float()
         return out, ts.to(dev, torch.float32).expand(n, -1), scene
 
     def stream(self, channels: int = None):
@@ -380,7 +388,7 @@ def hear_module(variant: str):
     return load_model, get_scene_embeddings, get_timestamp_embeddings
 
 
-OPTIONS = ("strategy", "layer", "compat", "max_chunks", "precision", "revision", "repo_id", "log_eps",
+OPTIONS = ("strategy", "layer", "compat", "max_chunks", "precision", "out_dtype", "revision", "repo_id", "log_eps",
            "use_mwmae_decoder", "in_channels")
 
 
@@ -389,7 +397,8 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     or '' for the variant's Hub repo).  Options (strings from heareval's --model-options are parsed):
     strategy ('raw' | 'mean' | 'cls'), layer (int), compat (bool: official runtime semantics),
     max_chunks (chunks per forward pass), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder,
-    for GPUs; parity holds in fp32 only), revision, repo_id, log_eps (override the weights' log offset);
+    for GPUs; parity holds in fp32 only), out_dtype ('fp32' | 'fp16' | 'bf16': dtype of the returned timestamp
+    embeddings; the scene embedding stays float32), revision, repo_id, log_eps (override the weights' log offset);
     use_mwmae_decoder / in_channels are accepted for compatibility with the official option strings."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -419,4 +428,5 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
                        layer=_as_int("layer", options.get("layer")),
                        compat=_as_bool("compat", options.get("compat", False)),
                        max_chunks=_as_int("max_chunks", options.get("max_chunks", 32), allow_none=False),
-                       precision=str(options.get("precision") or "fp32"))
+                       precision=str(options.get("precision") or "fp32"),
+                       out_dtype=str(options.get("out_dtype") or "fp32"))

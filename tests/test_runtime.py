@@ -286,3 +286,13 @@ def test_chunked_front_end_equals_the_whole_clip_path(compat, frames):
         emb = rt.get_timestamp_embeddings(x)[0]
         ref = _whole_clip_reference(rt, x)
         assert emb.shape == ref.shape and rel_err(emb, ref) <= 1e-6
+
+
+def test_out_dtype_halves_the_timestamp_embeddings_and_keeps_the_scene():
+    x = noise(2, 2, int(4.5 * SR))
+    ref, ref_ts, ref_scene = runtime().embed(x)
+    emb, ts, scene = runtime(out_dtype="fp16").embed(x)
+    assert emb.dtype == torch.float16 and ts.dtype == scene.dtype == torch.float32
+    assert torch.equal(ts, ref_ts) and torch.equal(scene, ref_scene) and rel_err(emb, ref) < 1e-3
+    with pytest.raises(ValueError, match="out_dtype must be one of"):
+        runtime(out_dtype="int8")
