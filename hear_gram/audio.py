@@ -16,10 +16,8 @@ import torch.nn.functional as F
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 
 
-def resample(x: torch.Tensor, orig_sr: int, new_sr: int, lowpass_width: int = 6, rolloff: float = 0.99):
-    """(..., n) at orig_sr -> (..., ceil(n * new_sr / orig_sr)) at new_sr."""
-    if orig_sr == new_sr:
-        return x
+def _resample_kernel(orig_sr: int, new_sr: int, lowpass_width: int = 6, rolloff: float = 0.99):
+    """-> (up, down, width, kernel (up, 1, 2 * width + down) float64) of the polyphase resampler."""
     if orig_sr <= 0 or new_sr <= 0:
         raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
     g = math.gcd(int(orig_sr), int(new_sr))
@@ -32,7 +30,15 @@ def resample(x: torch.Tensor, orig_sr: int, new_sr: int, lowpass_width: int = 6,
     window = torch.cos(t * math.pi / lowpass_width / 2) ** 2
     t = t * math.pi
     sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / torch.where(t == 0, torch.ones_like(t), t))
-    kernel = (sinc * window * base / down).to(x.dtype)[:, None, :]  # (up, 1, K)
+    return up, down, width, (sinc * window * base / down)[:, None, :]
+
+
+def resample(x: torch.Tensor, orig_sr: int, new_sr: int, lowpass_width: int = 6, rolloff: float = 0.99):
+    """(..., n) at orig_sr -> (..., ceil(n * new_sr / orig_sr)) at new_sr."""
+    if orig_sr == new_sr:
+        return x
+    up, down, width, kernel = _resample_kernel(orig_sr, new_sr, lowpass_width, rolloff)
+    kernel = kernel.to(x.dtype)  # (up, 1, K)
     lead, n = x.shape[:-1], x.shape[-1]
     y = F.conv1d(F.pad(x.reshape(-1, 1, n), (width, width + down)), kernel.to(x.device), stride=down)
     y = y.transpose(1, 2).reshape(x.numel() // n if n else 0, -1)
@@ -83,3 +89,88 @@ def read_audio(path: str, sample_rate: int = 32000) -> torch.Tensor:
         raise ValueError("the file holds NaN or inf samples")
     x = torch.from_numpy(np.ascontiguousarray(data.T))
     return resample(x, sr, sample_rate)
+
+
+class StreamResampler:
+    """`resample` block by block: push (channels, n) blocks, get the output samples they complete; `flush()`
+    gives the rest.  The concatenated output equals `resample` of the whole signal (same kernel, same
+    padding; each output sample reads the same 2 * width + down input samples)."""
+
+    def __init__(self, orig_sr: int, new_sr: int):
+        self.same = orig_sr == new_sr
+        if not self.same:
+            self.up, self.down, self.width, kernel = _resample_kernel(orig_sr, new_sr)
+            self.kernel = kernel.float()
+        self.buf = None  # zero-padded input from the next output position's first sample
+        self.channels = 0
+        self.n_in = self.n_out = 0
+
+    def _run(self, final: bool):
+        k = self.kernel.shape[-1]
+        count = (self.buf.shape[1] - k) // self.down + 1 if self.buf.shape[1] >= k else 0
+        if final:  # the whole-signal path stops at ceil(up * n / down) samples
+            count = min(count, -(-(math.ceil(self.up * self.n_in / self.down) - self.n_out) // self.up))
+        if count <= 0:
+            return self.buf.new_zeros(self.buf.shape[0], 0)
+        x = self.buf[:, :(count - 1) * self.down + k]
+        y = F.conv1d(x[:, None, :], self.kernel, stride=self.down)  # (C, up, count)
+        self.buf = self.buf[:, count * self.down:]
+        y = y.transpose(1, 2).reshape(x.shape[0], -1)
+        if final:
+            y = y[:, :math.ceil(self.up * self.n_in / self.down) - self.n_out]
+        self.n_out += y.shape[1]
+        return y
+
+    def push(self, block: torch.Tensor) -> torch.Tensor:
+        block = block.float()
+        self.channels = block.shape[0]
+        if self.same:
+            return block
+        if self.buf is None:
+            self.buf = block.new_zeros(block.shape[0], self.width)
+        self.buf = torch.cat([self.buf, block], dim=1)
+        self.n_in += block.shape[1]
+        return self._run(False)
+
+    def flush(self) -> torch.Tensor:
+        if self.same or self.buf is None:
+            return torch.zeros(self.channels, 0)
+        self.buf = torch.cat([self.buf, self.buf.new_zeros(self.buf.shape[0], self.width + self.down)], dim=1)
+        return self._run(True)
+
+
+def audio_blocks(path: str, sample_rate: int = 32000, block_seconds: float = 16.0):
+    """-> (number of samples at `sample_rate`, channels, iterator of (channels, samples) float32 blocks at
+    `sample_rate`): a file read block by block with soundfile, resampled on the fly, never whole."""
+    try:
+        import soundfile as sf
+    except ImportError as e:
+        raise ImportError("reading audio files needs soundfile: pip install 'hear_gram[cli]'") from e
+    try:
+        info = sf.info(path)
+    except Exception as e:
+        raise ValueError(f"cannot read audio ({type(e).__name__}: {e})") from None
+    if info.frames <= 0:
+        raise ValueError("the file holds no samples")
+    if info.channels > 2:
+        raise ValueError(f"{info.channels} channels: GRAM takes mono or binaural (2-channel) audio")
+    short = _wav_shortfall(path)
+    if short and short[1] < short[0]:
+        raise ValueError(f"truncated wav: its header declares {short[0]} data bytes, the file holds {short[1]}")
+    n_out = info.frames if info.samplerate == sample_rate else math.ceil(info.frames * sample_rate / info.samplerate)
+
+    def blocks():
+        rs = StreamResampler(info.samplerate, sample_rate)
+        size = max(1, int(block_seconds * info.samplerate))
+        read = 0
+        with sf.SoundFile(path) as f:
+            for data in f.blocks(blocksize=size, dtype="float32", always_2d=True):
+                if not np.isfinite(data).all():
+                    raise ValueError(f"the file holds NaN or inf samples (after sample {read})")
+                read += data.shape[0]
+                yield rs.push(torch.from_numpy(np.ascontiguousarray(data.T)))
+        if read != info.frames:
+            raise ValueError(f"the file ends after {read} of the {info.frames} samples its header declares")
+        yield rs.flush()
+
+    return n_out, info.channels, blocks()

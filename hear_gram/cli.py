@@ -9,7 +9,9 @@
 timestamp|both`, `timestamp_embeddings_<i>` (X_i, D) and `timestamps_<i>` (X_i,) ms for file i.  A
 file that cannot be embedded is reported on stderr and skipped; the exit status is then 1.  `--out` is
 checked before any work (its folder exists and is writable, it is not a directory nor an input, and it
-exists only with `--overwrite`) and written atomically.
+exists only with `--overwrite`) and written atomically.  `--stream` reads each file in blocks
+(`--block-seconds`, resampled on the fly) and writes its timestamp embeddings as they come, for files
+larger than memory (same .npz); `--out-dtype float16` halves the timestamp embeddings.
 """
 
 import argparse
@@ -144,10 +146,16 @@ def _embed(args):
         _fail(f"--model {args.model!r} is not a variant; known: {', '.join(sorted(VARIANTS))}")
     device = _device(args.device)
     options = {"strategy": args.strategy} if args.strategy else {}
+    if args.out_dtype != "float32":
+        options["out_dtype"] = {"float16": "fp16"}[args.out_dtype]
+    if args.stream and args.compat:
+        _fail("--stream needs the default runtime: --compat timestamps depend on the whole clip's length")
     try:
         model = load_runtime(args.model, args.weights or "", compat=args.compat, **options).to(device)
     except (CheckpointError, OSError, ValueError) as e:
         _fail(f"cannot load {args.model} weights{' from ' + args.weights if args.weights else ''}: {e}")
+    if args.stream:
+        return _embed_stream(args, model, files)
     try:
         from tqdm import tqdm
     except ImportError:
@@ -182,6 +190,79 @@ def _embed(args):
         sys.exit(1)
 
 
+def _embed_stream(args, model, files):
+    """`embed --stream`: each file is read in blocks (soundfile), resampled on the fly, pushed through a
+    `model.stream()`; its timestamp embeddings go to a temporary .npy beside --out as they come and are then
+    copied into the .npz, so neither the audio nor the embeddings of a file are ever held whole."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from .audio import audio_blocks
+    from .outputs import OutputError, atomic_path
+
+    want_ts = args.kind in ("timestamp", "both")
+    dtype = np.dtype(args.out_dtype)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    done, failed, scenes = [], [], []
+
+    def put(zf, name, arr):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        zf.writestr(name + ".npy", buf.getvalue())
+
+    try:
+        with atomic_path(args.out, suffix=".npz") as tmp, \
+                zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for path in files:
+                part = None
+                try:
+                    n, channels, blocks = audio_blocks(path, model.sample_rate, args.block_seconds)
+                    plan, x_out = model.chunk_plan(n)
+                    rows = x_out if model.strategy == "raw" else len(plan)
+                    stream = model.stream(channels=channels)
+                    fd, part = tempfile.mkstemp(suffix=".npy", prefix=".hear-gram-", dir=folder)
+                    times, written = [], 0
+                    with os.fdopen(fd, "wb") as f:
+                        if want_ts:
+                            np.lib.format.write_array_header_2_0(f, {
+                                "descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                                "shape": (rows, model.timestamp_embedding_size)})
+                        def write(emb, ts):
+                            if want_ts:
+                                f.write(emb.float().cpu().numpy().astype(dtype).tobytes())
+                            times.append(ts.cpu().numpy())
+                            return len(emb)
+
+                        for block in blocks:
+                            written += write(*stream.push(block))
+                        written += write(*stream.flush())
+                    if written != rows:
+                        raise RuntimeError(f"internal: {written} embeddings for a plan of {rows}")
+                    i = len(done)
+                    if want_ts:
+                        zf.write(part, f"timestamp_embeddings_{i}.npy")
+                        put(zf, f"timestamps_{i}", np.concatenate(times).astype(np.float32))
+                    done.append(path)
+                    scenes.append(stream.scene_embedding.cpu().numpy())
+                except Exception as e:  # one bad file must not stop the batch
+                    failed.append(path)
+                    print(f"skip {path}: {e}", file=sys.stderr)
+                finally:
+                    if part and os.path.exists(part):
+                        os.unlink(part)
+            if args.kind in ("scene", "both"):
+                put(zf, "scene", np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32))
+            put(zf, "files", np.array(done, dtype=str))
+    except OutputError as e:
+        _fail(str(e))
+    print(f"embedded {len(done)} of {len(files)} files with {args.model} (streamed) -> {args.out}"
+          + (f"; {len(failed)} skipped (see above)" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="hear-gram", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -195,6 +276,11 @@ def main(argv=None):
     e.add_argument("--strategy", choices=["raw", "mean", "cls"], default=None)
     e.add_argument("--compat", action="store_true", help="official runtime semantics")
     e.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    e.add_argument("--stream", action="store_true",
+                   help="read each file in blocks and write its embeddings as they come: files larger than memory")
+    e.add_argument("--block-seconds", type=float, default=16.0, help="--stream: seconds read per block (16)")
+    e.add_argument("--out-dtype", choices=["float32", "float16"], default="float32",
+                   help="dtype of the timestamp embeddings written (float16 halves the file)")
     e.set_defaults(func=_embed)
     c = sub.add_parser("convert", help="Lightning .ckpt (trusted) -> .safetensors")
     c.add_argument("input")

@@ -191,3 +191,33 @@ def test_convert_refuses_to_replace_its_output_or_input(tmp_path):
     assert (tmp_path / "out.safetensors").read_bytes() == b"keep"
     with pytest.raises(SystemExit, match="is also an input"):
         cli.main(["convert", str(ckpt), str(ckpt), "--overwrite"])
+
+
+@pytest.mark.parametrize("kind, strategy", [("both", "raw"), ("timestamp", "mean")])
+def test_embed_stream_equals_embed_and_never_reads_a_file_whole(tmp_path, weights, capsys, monkeypatch, kind,
+                                                                strategy):
+    """`--stream` reads blocks (resampled on the fly) and writes the same .npz as the whole-file path."""
+    d = tmp_path / "audio"
+    d.mkdir()
+    rng = np.random.default_rng(1)
+    sf.write(str(d / "a44k.flac"), rng.uniform(-0.5, 0.5, (int(44100 * 5.3), 2)).astype(np.float32), 44100)
+    sf.write(str(d / "b32k.wav"), rng.uniform(-0.5, 0.5, int(32000 * 2.7)).astype(np.float32), 32000)
+    (d / "broken.wav").write_bytes(b"RIFF\x00\x00not really a wav")
+    common = ["embed", str(d), "--weights", weights, "--kind", kind, "--strategy", strategy]
+    with pytest.raises(SystemExit):
+        cli.main(common + ["--out", str(tmp_path / "whole.npz")])
+    monkeypatch.setattr(sf, "read", lambda *a, **k: pytest.fail("--stream read a whole file"))
+    with pytest.raises(SystemExit):
+        cli.main(common + ["--out", str(tmp_path / "stream.npz"), "--stream", "--block-seconds", "0.7"])
+    assert "broken.wav: cannot read audio" in capsys.readouterr().err
+    whole, stream = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "stream.npz")
+    assert sorted(whole.files) == sorted(stream.files) and list(whole["files"]) == list(stream["files"])
+    for k in whole.files:
+        if k != "files":
+            assert whole[k].shape == stream[k].shape and np.allclose(whole[k], stream[k], rtol=1e-5, atol=1e-6), k
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".hear-gram-")]  # temporary parts removed
+    cli.main(["embed", str(d / "b32k.wav")] + common[2:] + ["--out", str(tmp_path / "h.npz"), "--stream",
+                                                     "--out-dtype", "float16"])
+    h = np.load(tmp_path / "h.npz")
+    assert h["timestamp_embeddings_0"].dtype == np.float16
+    assert np.allclose(h["timestamp_embeddings_0"], whole["timestamp_embeddings_1"], rtol=1e-2, atol=1e-2)
