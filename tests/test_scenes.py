@@ -32,10 +32,10 @@ def test_fft_convolve_matches_numpy():
 def test_fft_convolve_overlap_save_blocks():
     """Long inputs are convolved in overlap-save blocks: block seams must not show (cut tail and a longer
     n_out included)."""
-    from training.scenes import _block_size
+    from training.mixing import block_size
     g = torch.Generator().manual_seed(1)
     x, h = torch.randn(2, 20000, generator=g), torch.randn(2, 2, 900, generator=g)
-    assert _block_size(20000, 900) < 20000  # several blocks
+    assert block_size(20000, 900) < 20000  # several blocks
     for n_out in (20000, 20500):
         y = fft_convolve(x, h, n_out)
         ref = np.stack([[np.convolve(x[b].numpy(), h[b, c].numpy())[:n_out] for c in range(2)] for b in range(2)])
@@ -168,7 +168,7 @@ def test_batched_noise_rendering_matches_single_clips():
     kinds = ["pink", "babble", "white", "brown", "pink", "babble"]
     drawn = [draw_noise(np.random.default_rng(i), FS, k) for i, k in enumerate(kinds)]
     assert all(isinstance(d[0], Pending) for d in drawn)
-    batch = render_pending([d[0] for d in drawn], "cpu")
+    batch = render_pending([d[0] for d in drawn])
     for i, (k, x) in enumerate(zip(kinds, batch)):
         ref, start, length, kind = make_noise(np.random.default_rng(i), FS, k)
         assert (start, length, kind) == (0, FS, k) and np.allclose(x, ref, atol=1e-6)
@@ -198,18 +198,3 @@ def test_two_processes_make_identical_scenes(tmp_path):
     first, second = run(), run()
     assert "['speech']" in first and first == second
     assert len(list(tmp_path.glob("pool_*.npz"))) == 1
-
-
-def test_torch_path_matches_numpy_path():
-    """sample() renders with numpy/scipy on the CPU and with torch on a GPU; run the torch path on CPU tensors
-    (noise shaping, envelopes, fades, mixing) and check it makes the same scenes as the numpy path."""
-    cfg = SceneConfig(**{**TINY.__dict__, "n_speech": 0})  # babble falls back to the procedural envelope path
-    a, b = SceneSynth(cfg, seed=3), SceneSynth(cfg, seed=3)
-    b._numpy_path = False
-    (xa, ma, (sa, na)), (xb, mb, (sb, nb)) = a.sample(6, return_parts=True), b.sample(6, return_parts=True)
-    assert [m["noise_type"] for m in ma] == [m["noise_type"] for m in mb]
-    for k in ma[0]:
-        va, vb = [m[k] for m in ma], [m[k] for m in mb]
-        assert np.allclose(va, vb, rtol=1e-5) if k == "gain" else va == vb, k
-    for u, v in ((xa, xb), (sa, sb), (na, nb)):
-        assert torch.allclose(u, v, atol=2e-5)

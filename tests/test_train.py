@@ -61,6 +61,17 @@ def test_scene_workers_resume_exactly(tmp_path):
     assert len(full) == 4 and first + second == full
 
 
+def test_device_scene_path_resumes_exactly(tmp_path):
+    """scene_backend=torch (scene material on the training device; here CPU tensors, the code a GPU runs)."""
+    args = ["--max_steps=4", "--ckpt_every=2", "--scene_backend=torch"]
+    full = train(ci(tmp_path / "full", *args))["losses"]
+    first = train(ci(tmp_path / "half", *args, "--stop_at_step=2"))["losses"]
+    second = train(resolve_config([f"--out_dir={tmp_path / 'half'}", "--resume"]))["losses"]
+    assert len(full) == 4 and first + second == full
+    cpu = train(ci(tmp_path / "numpy", "--max_steps=2", "--scene_backend=numpy"))["losses"]
+    assert cpu != full[:2]  # a different scene stream: the backend really changed
+
+
 def test_resume_refuses_a_different_run(ci_run, tmp_path):
     out, _ = ci_run
     with pytest.raises(ValueError, match="lr="):

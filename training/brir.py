@@ -209,6 +209,26 @@ def random_noise_position(rng, room: Room, head, min_dist: float = 0.5, margin: 
             return p
 
 
+def draw_noise_count(rng: np.random.Generator, p_diffuse: float, n_diffuse) -> tuple:
+    """(diffuse, k): diffuse noise from k ~ U{n_diffuse} positions with probability p_diffuse, else one."""
+    diffuse = rng.random() < p_diffuse
+    return diffuse, (int(rng.integers(n_diffuse[0], n_diffuse[1] + 1)) if diffuse else 1)
+
+
+def render_noise_set(hr: Hrir, rng: np.random.Generator, room: Room, head, yaw_deg: float, length_s: float,
+                     p_diffuse: float, n_diffuse) -> tuple:
+    """The noise side of a scene BRIR set (used by the bank and by SceneSynth.spatialize): draws
+    localized/diffuse and k noise positions, renders their BRIRs and sums them (the same noise clip passes
+    through every one). Returns (h (2, n) float32, diffuse, k, [azimuth deg of each position])."""
+    diffuse, k = draw_noise_count(rng, p_diffuse, n_diffuse)
+    acc, azimuths = np.zeros((2, int(round(length_s * hr.fs))), np.float32), []
+    for _ in range(k):
+        p = random_noise_position(rng, room, head)
+        acc += render_brir(hr, room.dims, room.absorption, head, yaw_deg, p, length_s, rng)
+        azimuths.append(float(_to_head((p - head)[None], yaw_deg)[0][0]))
+    return acc, diffuse, k, azimuths
+
+
 # ---------------------------------------------------------------- bank of scene BRIR sets
 
 @dataclass(frozen=True)
@@ -263,14 +283,9 @@ class BrirBank:
                 pos, az, el, dist = place_source(rng, room, head, yaw, spec.distance_range, spec.elevation_range)
                 i = r * spec.sets_per_room + j
                 target[i] = render_brir(hr, room.dims, room.absorption, head, yaw, pos, spec.length_s, rng)
-                diffuse = rng.random() < spec.p_diffuse
-                k = int(rng.integers(spec.n_diffuse[0], spec.n_diffuse[1] + 1)) if diffuse else 1
-                acc, noise_az = np.zeros((2, n), np.float32), []
-                for _ in range(k):
-                    p = random_noise_position(rng, room, head)
-                    acc += render_brir(hr, room.dims, room.absorption, head, yaw, p, spec.length_s, rng)
-                    noise_az.append(round(float(_to_head((p - head)[None], yaw)[0][0]), 2))
-                noise[i] = acc
+                noise[i], diffuse, k, noise_az = render_noise_set(hr, rng, room, head, yaw, spec.length_s,
+                                                                  spec.p_diffuse, spec.n_diffuse)
+                noise_az = [round(a, 2) for a in noise_az]
                 meta.append(dict(set_index=i, room_id=room.room_id, room_dims_m=list(room.dims),
                                  rt60_s=room.rt60, absorption=room.absorption, listener_pos_m=head.tolist(),
                                  head_yaw_deg=yaw, azimuth_deg=az, elevation_deg=el, distance_m=dist,
@@ -369,5 +384,5 @@ class UserBrirFolder:
 
 
 __all__ = ["BankSpec", "BrirBank", "ELEVATION_RANGE_DEG", "Room", "UserBrirFolder", "absorption_for_rt60",
-           "eyring_rt60", "image_sources", "place_source", "random_listener", "random_noise_position",
-           "random_room", "render_brir", "render_ism", "schroeder_rt60"]
+           "draw_noise_count", "eyring_rt60", "image_sources", "place_source", "random_listener",
+           "random_noise_position", "random_room", "render_brir", "render_ism", "render_noise_set", "schroeder_rt60"]

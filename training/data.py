@@ -21,8 +21,9 @@ do not depend on the world size), but draws its scenes, crops and masks from its
 (seed, rank): ranks see disjoint random draws (the sampling is with replacement, so this is the sharding).
 `state_dict()` / `load_state_dict()` capture the exact position of both streams for `--resume`.
 
-`workers=W > 0` moves scene synthesis (CPU work: tens of ms per 10 s clip and core, benchmarks/scenes.py; it
-bounds a GPU step) into W background processes that take turns making whole batches, each with its own draw
+`backend` is SceneSynth's: "torch" keeps the scene material on `device` and renders there (the host only draws;
+what a GPU run wants), "numpy" renders on the CPU (faster on a CPU), "auto" picks by device (training/scenes.py).
+`workers=W > 0` (numpy backend only) moves scene synthesis into W background processes that take turns making whole batches, each with its own draw
 stream (seed, rank, w): the stream differs from W = 0 but is just as deterministic and resumable (same W
 required).
 """
@@ -41,7 +42,8 @@ class CropStream:
     """Endless stream of (log-mel crops, masks) for one rank; see the module docstring."""
 
     def __init__(self, scenes: SceneConfig, model_cfg: GramConfig, clips: int, crops_per_clip: int,
-                 input_frames: int = 1024, seed: int = 0, rank: int = 0, device="cpu", workers: int = 0):
+                 input_frames: int = 1024, seed: int = 0, rank: int = 0, device="cpu", workers: int = 0,
+                 backend: str = "auto"):
         if input_frames < model_cfg.chunk_frames:
             raise ValueError(f"input_frames={input_frames} is shorter than a {model_cfg.chunk_frames}-frame crop")
         self.cfg, self.clips, self.k, self.input_frames = model_cfg, clips, crops_per_clip, input_frames
@@ -49,8 +51,12 @@ class CropStream:
         ss = np.random.SeedSequence([seed, rank])
         scene_ss, crop_ss = ss.spawn(2)
         self.gen = torch.Generator().manual_seed(int(crop_ss.generate_state(1, np.uint64)[0] >> 1))
+        if workers and backend == "torch":
+            raise ValueError("data_workers render scenes on the CPU with the numpy backend; the torch backend "
+                             "renders on the training device in the loop (use data_workers=0)")
         # with workers, this synthesizer is their template (they render on the CPU)
-        self.synth = SceneSynth(scenes, seed=seed, device="cpu" if workers else self.device, split="train")
+        self.synth = SceneSynth(scenes, seed=seed, device="cpu" if workers else self.device, split="train",
+                                backend="numpy" if workers else backend)
         # The synthesizer's own draw stream is replaced by a per-rank one: the bank and pool stay shared.
         self.synth.rng = np.random.default_rng(scene_ss)
         self.workers = None
@@ -71,7 +77,7 @@ class CropStream:
         if self.workers is not None:
             audio = self.workers.next().to(self.device)  # (B, 2, 320000)
         else:
-            audio, _ = self.synth.sample(self.clips)  # (B, 2, 320000)
+            audio, _ = self.synth.sample(self.clips, meta=False)  # (B, 2, 320000) on the device
         if self.cfg.in_channels == 1:
             audio = audio.mean(dim=1, keepdim=True)
         elif self.cfg.in_channels != audio.shape[1]:
@@ -121,7 +127,7 @@ def _scene_worker(synth, clips, state, out, stop):
     synth.rng = np.random.default_rng()
     synth.rng.bit_generator.state = state
     while not stop.is_set():
-        audio, _ = synth.sample(clips)
+        audio, _ = synth.sample(clips, meta=False)
         item = (audio, synth.rng.bit_generator.state)
         while not stop.is_set():
             try:

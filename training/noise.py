@@ -4,9 +4,10 @@ Every clip is cut to at most `n` samples (random crop), given 200 ms linear fade
 RMS-normalised to -14 dBFS (spec §7.2, HEAD) and, if shorter than `n`, placed at a random start in a zero
 buffer. `make_noise` returns (noise (n,) float32, start, length, type).
 
-Batched form (what `SceneSynth.sample` uses): `draw_noise` makes every random draw of `make_noise`, in the same
-order, but leaves the FFT shaping of procedural noise undone (a `Pending` recipe); `render_pending` then shapes
-all recipes of a batch with one rfft/irfft on any torch device. `make_noise` is draw + render of one clip.
+Batched form (what the numpy backend of `SceneSynth.sample` uses): `draw_noise` makes every random draw of
+`make_noise`, in the same order, but leaves the FFT shaping of procedural noise undone (a `Pending` recipe);
+`render_pending` then shapes all recipes of a batch with one rfft/irfft. `make_noise` is draw + render of one
+clip.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def babble(n: int, rng: np.random.Generator, speech: list | None, normalized: bo
     talkers = int(rng.integers(4, 9))
     if not speech:
         p = _babble_noise(n, rng, talkers)
-        return _combine(p, _shape(p.z, p.exponent)).astype(np.float32)
+        return np.einsum("tn,tn->n", _shape(p.z, p.exponent), p.env).astype(np.float32)
     for _ in range(talkers):
         pos = int(rng.integers(-n // 2, n // 4))
         while pos < n:
@@ -111,66 +112,38 @@ def fft_workers() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _weights(n: int, exponent: float) -> np.ndarray:
-    """Amplitude weights of colored(): f^(-exponent/2), f floored at 20 Hz, DC removed."""
+def spectral_weights(n: int, exponent: float) -> np.ndarray:
+    """Amplitude weights of colored() for an n-point rfft: f^(-exponent/2), f floored at 20 Hz, DC removed."""
     f = np.fft.rfftfreq(n, 1 / FS)
     w = np.maximum(f, 20.0) ** (-exponent / 2)
     w[0] = 0
     return w
 
 
-def _shape(z, exponent: float):
-    """colored() on rows of normals (numpy float32 on the CPU with scipy.fft, or a CUDA tensor with torch.fft)."""
-    n = z.shape[-1]
-    if torch.is_tensor(z):
-        w = torch.from_numpy(_weights(n, exponent).astype(np.float32)).to(z.device)
-        return torch.fft.irfft(torch.fft.rfft(z) * w, n)
+def _shape(z: np.ndarray, exponent: float) -> np.ndarray:
+    """colored() on rows of float32 normals, with scipy.fft."""
     import scipy.fft as sfft
+    n = z.shape[-1]
     spec = sfft.rfft(z, axis=-1, workers=fft_workers())
-    spec *= _weights(n, exponent).astype(np.float32)
+    spec *= spectral_weights(n, exponent).astype(np.float32)
     return sfft.irfft(spec, n, axis=-1, workers=fft_workers())
 
 
-def render_pending(items: list, device="cpu", use_torch: bool | None = None) -> list:
-    """Finish `Pending` recipes: one batched FFT per spectral exponent, then envelopes, fade and -14 dBFS RMS.
-    Returns (n,) float32 rows in order: numpy arrays (scipy.fft) for a CPU device, tensors on `device`
-    (torch.fft) otherwise or with use_torch."""
-    device = torch.device(device)
-    use_torch = device.type != "cpu" if use_torch is None else use_torch
+def render_pending(items: list) -> list:
+    """Finish `Pending` recipes on the CPU: one batched FFT per spectral exponent, then envelopes, fade and
+    -14 dBFS RMS. Returns (n,) float32 arrays in order. (The torch backend shapes noise on its device itself,
+    training/scene_device.py.)"""
     out = [None] * len(items)
     for e in sorted({p.exponent for p in items}):
         idx = [i for i, p in enumerate(items) if p.exponent == e]
-        rows = np.concatenate([items[i].z for i in idx])
-        shaped = _shape(torch.from_numpy(rows).to(device) if use_torch else rows, e)
+        shaped = _shape(np.concatenate([items[i].z for i in idx]), e)
         r = 0
         for i in idx:
             k = len(items[i].z)
-            out[i] = _fade_norm(_combine(items[i], shaped[r: r + k]))
+            x = shaped[r] if items[i].env is None else np.einsum("tn,tn->n", shaped[r: r + k], items[i].env)
+            out[i] = rms_normalize(fade(np.asarray(x, np.float32)))
             r += k
     return out
-
-
-def _combine(p: Pending, shaped):
-    """One clip from its shaped rows: the envelope-weighted sum over talkers, or the single row."""
-    if p.env is None:
-        return shaped[0]
-    if torch.is_tensor(shaped):
-        return (shaped * torch.from_numpy(p.env).to(shaped.device)).sum(0)
-    return np.einsum("tn,tn->n", shaped, p.env)
-
-
-def _fade_norm(x, fs: int = FS, fade_s: float = FADE_S, dbfs: float = -14.0):
-    """fade() then rms_normalize(), for numpy rows and torch rows alike (energy accumulated in float64)."""
-    if not torch.is_tensor(x):
-        return rms_normalize(fade(np.asarray(x, np.float32), fs, fade_s), dbfs)
-    w = min(int(fade_s * fs), len(x) // 2)
-    if w > 0:
-        ramp = torch.linspace(0.0, 1.0, w, dtype=x.dtype, device=x.device)
-        x = x.clone()
-        x[:w] *= ramp
-        x[-w:] *= ramp.flip(0)
-    r = x.double().square().mean().sqrt()
-    return torch.where(r > 0, x * (10 ** (dbfs / 20) / r).to(x.dtype), x)
 
 
 def draw_noise(rng: np.random.Generator, n: int, kind: str, speech=None, folder: FolderSource | None = None,
@@ -209,5 +182,5 @@ def make_noise(rng: np.random.Generator, n: int, kind: str, speech=None, folder:
     """(noise (n,), start, length, type). kind: one of PROCEDURAL or "folder"."""
     x, start, length, kind = draw_noise(rng, n, kind, speech, folder)
     if isinstance(x, Pending):
-        x = render_pending([x], "cpu")[0]
+        x = render_pending([x])[0]
     return x, start, length, kind

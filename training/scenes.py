@@ -5,7 +5,10 @@ Public API (stable; the pretraining loop and the Nat-HEAR builder use only this)
     from training.scenes import SceneConfig, SceneSynth
 
     cfg = SceneConfig.preset("smoke")             # training/presets/scene/<name>.py; or SceneConfig(...)
-    synth = SceneSynth(cfg, seed=0, device="cpu", split="train")
+    synth = SceneSynth(cfg, seed=0, device="cpu", split="train",
+                       backend="auto")            # "numpy": CPU numerics (scipy.fft); "torch": material and
+                                                  # numerics on `device`, host draws only (scene_device.py);
+                                                  # auto: numpy on a CPU or with user corpora, else torch
     audio, meta = synth.sample(batch_size)        # audio: (B, 2, 320000) float32 torch tensor on `device`,
                                                   # 10 s at 32 kHz, channel 0 = left ear; meta: list of B dicts
 
@@ -19,7 +22,8 @@ Public API (stable; the pretraining loop and the Nat-HEAR builder use only this)
                                   normalize=True)   # RMS-normalise the dry clip to cfg.target_dbfs first
     # audio: (2, n) float32 tensor (same length as the clip); meta: one dict as below.
 
-    synth.stats   # {"skipped_files": int, "sources": {kind: count}, "brirs": int, "bank_build_s": float, ...}
+    synth.stats   # {"skipped_files": int, "sources": {kind: count}, "brirs": int, "bank_build_s": float,
+                  #  "host_s": host seconds spent in sample() so far, ...}
 
 Metadata dict (every scene): "azimuth_deg", "elevation_deg", "distance_m" of the target relative to the head,
 "direction" (unit vector [x front, y left, z up] in head coordinates), "room_id", "room_dims_m", "rt60_s"
@@ -42,17 +46,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.fft as sfft
 import torch
 
-from .brir import BankSpec, BrirBank, UserBrirFolder, place_source, random_listener, random_noise_position, \
-    random_room, render_brir, schroeder_rt60
+from .brir import BankSpec, BrirBank, UserBrirFolder, draw_noise_count, place_source, random_listener, \
+    random_room, render_brir, render_noise_set, schroeder_rt60
 from .config import dataclass_from_preset
 from .hrir import load_kemar, unit_vector
-from .noise import PROCEDURAL, Pending, draw_noise, fft_workers, render_pending
+from .mixing import convolve_numpy, fft_convolve, fft_convolve_torch, mix_numpy, mix_torch
+from .noise import PROCEDURAL, Pending, draw_noise, render_pending
+from .scene_device import DeviceMaterial
 from .sources import FolderSource, TarShardSource, cached_pool, rms_normalize
 
-SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
+SPLITS = {"train": 0, "test": 1}
+BACKENDS = ("auto", "numpy", "torch")  # seed namespaces: test rooms/placements never occur in training
 _POOLS: dict = {}  # embedded source pools per ((sizes, seed), cache dir), shared within one process
 
 
@@ -111,92 +117,26 @@ class SceneConfig:
                         tuple(self.elevation_range), self.p_diffuse, tuple(self.n_diffuse), float(length))
 
 
-def next_fast_len(n: int) -> int:
-    return sfft.next_fast_len(n, real=True)
-
-
-def fft_convolve(x: torch.Tensor, h: torch.Tensor, n_out: int) -> torch.Tensor:
-    """Batched linear convolution by FFT: x (B, n) mono, h (B, C, L) -> (B, C, n_out), the first n_out samples
-    of x ⊛ h[c] (direct-path delay kept, tail cut). CPU tensors go through scipy.fft (pocketfft, float32,
-    `fft_workers()` threads over rows): measured faster than torch's CPU FFT, which also pays a plan per call
-    and thread wake-ups for every element-wise op; CUDA tensors use torch.fft on the device."""
-    nfft = next_fast_len(x.shape[-1] + h.shape[-1] - 1)
-    if x.device.type != "cpu":
-        y = torch.fft.irfft(torch.fft.rfft(x, nfft)[:, None] * torch.fft.rfft(h, nfft), nfft)
-        return y[..., :n_out]
-    return torch.from_numpy(_convolve_np(x.numpy(), h.numpy(), n_out))
-
-
-def _block_size(n: int, L: int) -> int:
-    """FFT size for overlap-save convolution of n samples with an L-tap filter: the candidate (powers of two
-    and 3·2^k, or one block of next_fast_len(n + L - 1)) with the fewest estimated FFT operations, counting
-    per scene one rfft per input block, one filter rfft per channel and one irfft per channel and block.
-    For 10 s at 32 kHz with 0.75 s BRIRs: 3 blocks of 131072 (~25% fewer operations, and faster in practice,
-    than one 345600-point transform, whose filter rffts mostly transform zeros)."""
-    def cost(m):
-        nb = -(-n // (m - L + 1))
-        return (nb + 2 + 2 * nb) * m * np.log2(m)
-    full = next_fast_len(n + L - 1)
-    cands = [full] + [c for k in range(10, 22) for c in (2 ** k, 3 * 2 ** (k - 1)) if 2 * L <= c < full]
-    return min(cands, key=cost)
-
-
-def _convolve_np(x: np.ndarray, h: np.ndarray, n_out: int) -> np.ndarray:
-    """fft_convolve on numpy arrays with scipy.fft (float32 throughout): overlap-save in blocks of
-    _block_size(); x (R, n), h (R, C, L) -> (R, C, n_out)."""
-    x, h = np.asarray(x, np.float32), np.asarray(h, np.float32)
-    (R, n), (C, L), w = x.shape, h.shape[1:], fft_workers()
-    m = _block_size(min(n, n_out), L)
-    step = m - L + 1
-    nb = -(-n_out // step)
-    out = np.empty((R, C, n_out), np.float32)
-    rows = 8 * w  # a few rows per worker at a time: the spectra stay small (measured ~10% faster than all at once)
-    for i in range(0, R, rows):
-        xi, r = x[i: i + rows], min(rows, R - i)
-        # L - 1 leading zeros, then x; block k is xp[k*step : k*step + m] and yields y[k*step : (k+1)*step]
-        xp = np.zeros((r, nb * step + L - 1), np.float32)
-        xp[:, L - 1: L - 1 + min(n, n_out)] = xi[:, :n_out]
-        blocks = np.lib.stride_tricks.as_strided(xp, (r, nb, m), (xp.strides[0], step * 4, 4), writeable=False)
-        spec = sfft.rfft(h[i: i + rows], m, axis=-1, workers=w)[:, :, None] * \
-            sfft.rfft(blocks, axis=-1, workers=w)[:, None]
-        y = sfft.irfft(spec, m, axis=-1, workers=w, overwrite_x=True)[..., L - 1:]  # (r, C, nb, step): valid part
-        out[i: i + rows] = y.reshape(r, C, nb * step)[..., :n_out]
-    return out
-
-
-def mix_at_snr(s: torch.Tensor, n: torch.Tensor, snr_db: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
-    """Noise gain b (B,) so that sum(s^2) / sum((b n)^2) = 10^(snr/10), energies over both ears and the
-    samples where the noise is active (active: (B, T) bool). One gain for both ears."""
-    m = active[:, None, :].to(s.dtype)
-    es, en = (s.square() * m).sum((1, 2)), (n.square() * m).sum((1, 2))
-    return torch.sqrt(es / (en + 1e-12) * 10 ** (-snr_db / 10))
-
-
-def _window_energy(y: np.ndarray, start: int, length: int) -> float:
-    """sum of y[:, start:start+length]^2 over both ears, accumulated in float64: the energy of mix_at_snr for
-    one scene, without the (B, 2, T) mask and square temporaries."""
-    seg = y[:, start: start + length]
-    return float(np.einsum("ct,ct->", seg, seg, dtype=np.float64))
-
-
 class SceneSynth:
     """Seeded synthesizer of binaural scenes; see the module docstring for the API and metadata."""
 
-    def __init__(self, config: SceneConfig | str = "smoke", seed: int = 0, device="cpu", split: str = "train"):
+    def __init__(self, config: SceneConfig | str = "smoke", seed: int = 0, device="cpu", split: str = "train",
+                 backend: str = "auto"):
         if isinstance(config, str):
             config = SceneConfig.preset(config)
-        assert split in SPLITS, f"split must be one of {list(SPLITS)}"
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         assert config.sample_rate == 32000, "the HRIR set and the pipeline are fixed at 32 kHz"
         self.cfg, self.split, self.device = config, split, torch.device(device)
-        # CPU: numpy/scipy.fft, single pass per scene (torch's CPU FFT and small element-wise ops measured slower,
-        # especially with more threads than free cores); other devices: the torch path, vectorised on the device
-        self._numpy_path = self.device.type == "cpu"
         root = np.random.SeedSequence([seed, SPLITS[split]])
         bank_ss, pool_ss, draw_ss = root.spawn(3)
         self._room_seeds = bank_ss.spawn(config.n_rooms)  # same children BrirBank.build uses
         self.rng = np.random.default_rng(draw_ss)
         self.hr = load_kemar()
-        self.stats = {"skipped_files": 0, "sources": {}, "brirs": 0, "bank_build_s": 0.0}
+        # host_s: seconds of host work in sample() so far (the draws; with the numpy backend, everything)
+        self.stats = {"skipped_files": 0, "sources": {}, "brirs": 0, "bank_build_s": 0.0, "host_s": 0.0}
 
         self.user_brirs = None
         for d in config.brir_dirs:  # only the first folder with files for this split is used
@@ -230,6 +170,14 @@ class SceneSynth:
         self.stats["sources"] = {k: len(v) for k, v in self.pool.items()}
         if not self.pool and not self.user_sources:
             raise RuntimeError("no dry sources available (embedded generators disabled and no user corpora)")
+        user_material = bool(self.user_sources or self.noise_folder is not None or self.user_brirs is not None)
+        if backend == "auto":  # measured (benchmarks/train_step.py): numpy on a CPU, torch on an accelerator
+            backend = "numpy" if self.device.type == "cpu" or user_material else "torch"
+        if backend == "torch" and user_material:
+            raise ValueError("backend='torch' renders the embedded pool and the BRIR bank only; user corpora "
+                             "(source_dirs, source_shards, noise_dirs, brir_dirs) need backend='numpy'")
+        self.backend = backend
+        self.material = DeviceMaterial(self, self.device) if backend == "torch" else None
 
     # ------------------------------------------------------------ drawing the ingredients
     def _skipped(self) -> int:
@@ -307,13 +255,12 @@ class SceneSynth:
         """Like _draw_noise, rendered: (noise (n,) float32 array, start, length, type)."""
         noise, start, length, kind = self._draw_noise(rng, n)
         if isinstance(noise, Pending):
-            noise = self._level(render_pending([noise], "cpu")[0])
+            noise = self._level(render_pending([noise])[0])
         return noise, start, length, kind
 
     def _user_brir_set(self, rng):
         """(target (2, L), summed noise (2, L), meta) from the user BRIR folder, padded to a common length."""
-        diffuse = rng.random() < self.cfg.p_diffuse
-        k = int(rng.integers(self.cfg.n_diffuse[0], self.cfg.n_diffuse[1] + 1)) if diffuse else 1
+        diffuse, k = draw_noise_count(rng, self.cfg.p_diffuse, self.cfg.n_diffuse)
         got = self.user_brirs.draw(rng, k)
         if got is None:
             raise RuntimeError(f"no readable BRIRs under {self.user_brirs.root}")
@@ -330,14 +277,43 @@ class SceneSynth:
 
     # ------------------------------------------------------------ public
     @torch.no_grad()
-    def sample(self, batch_size: int, return_parts: bool = False):
-        """(audio (B, 2, n) float32 on self.device, [meta dict] * B); with return_parts, also the reverberant
-        target S and the scaled noise b·N (each (B, 2, n)), so that audio = S + b·N.
+    def sample(self, batch_size: int, return_parts: bool = False, meta: bool = True):
+        """(audio (B, 2, n) float32 on self.device, [meta dict] * B (None with meta=False)); with return_parts,
+        also the reverberant target S and the scaled noise b·N (each (B, 2, n)), so that audio = S + b·N.
 
-        All random draws happen first, scene by scene in a fixed order (so a seed fixes the batch); the heavy
-        numerics then run batch-wise: one FFT for all procedural noise, one rfft/irfft convolution of every
-        target and noise with its BRIR, and per-scene mixing (numpy on the CPU, torch on a GPU)."""
-        cfg, rng, n, B = self.cfg, self.rng, self.cfg.n_samples, batch_size
+        numpy backend: all random draws first, scene by scene in a fixed order (so a seed fixes the batch), then
+        batch-wise numerics on the CPU (one FFT for all procedural noise, one overlap-save convolution of every
+        target and noise with its BRIR, per-scene mixing). torch backend: host draws of the whole batch, then
+        everything numeric on the device (training/scene_device.py). meta=False skips the metadata (and, on the
+        torch backend, the device sync that reading the gains back would cost)."""
+        t0 = time.perf_counter()
+        if self.material is not None:
+            plan = self.material.draw(self.rng, batch_size)
+            self.stats["host_s"] += time.perf_counter() - t0
+            audio, parts, gains = self.material.render(plan, return_parts)
+            metas = self._plan_meta(plan, gains.tolist()) if meta else None
+        else:
+            audio, parts, metas = self._sample_numpy(batch_size, return_parts)
+            self.stats["host_s"] += time.perf_counter() - t0
+            audio = audio.to(self.device)
+            parts = tuple(p.to(self.device) for p in parts) if return_parts else None
+        self.stats["skipped_files"] = self._skipped()
+        return (audio, metas, parts) if return_parts else (audio, metas)
+
+    def _plan_meta(self, plan, gains) -> list:
+        n = self.cfg.n_samples
+        metas = []
+        for i, j in enumerate(plan.set_index):
+            m = dict(self.bank.meta[int(j)])
+            m.update(split=self.split, source_kind=plan.source_kind[i],
+                     source_ids=[self.pool[plan.source_kind[i]][k][0] for k in plan.source_items[i]],
+                     noise_type=plan.noise_type[i], snr_db=float(plan.snr_db[i]), noise_start=0, noise_length=n,
+                     gain=gains[i])
+            metas.append(m)
+        return metas
+
+    def _sample_numpy(self, B: int, return_parts: bool):
+        cfg, rng, n = self.cfg, self.rng, self.cfg.n_samples
         xs = np.zeros((2 * B, n), np.float32)  # rows: B dry targets, then B noises
         pending, windows, snr, metas, ht, hn = [], [], [], [], [], []
         for i in range(B):
@@ -365,57 +341,13 @@ class SceneSynth:
         else:
             L = max(x.shape[-1] for x in ht)
             h = np.stack([np.pad(x, ((0, 0), (0, L - x.shape[-1]))) for x in ht + hn])
-        dev = self.device
-        if self._numpy_path:
-            for (row, _), x in zip(pending, render_pending([p for _, p in pending], "cpu")):
-                xs[row] = x
-            y = _convolve_np(xs, h.astype(np.float32), n)  # (2B, 2, n)
-            audio, parts, gains = self._mix_np(y[:B], y[B:], windows, snr, return_parts)
-            audio = torch.from_numpy(audio)
-            parts = tuple(map(torch.from_numpy, parts)) if return_parts else None
-        else:  # GPU: noise shaping and the convolutions run on the device; only the draws stay on the CPU
-            x = torch.from_numpy(xs).to(dev)
-            for (row, _), r in zip(pending, render_pending([p for _, p in pending], dev, use_torch=True)):
-                x[row] = r
-            y = fft_convolve(x, torch.from_numpy(h).to(dev).float(), n)
-            audio, parts, gains = self._mix_torch(y[:B], y[B:], windows, snr, return_parts)
+        for (row, _), x in zip(pending, render_pending([p for _, p in pending])):
+            xs[row] = x
+        y = convolve_numpy(xs, h.astype(np.float32), n)  # (2B, 2, n)
+        audio, parts, gains = mix_numpy(y[:B], y[B:], snr, cfg.peak, windows, return_parts)
         for m, g in zip(metas, gains):
             m["gain"] = g
-        self.stats["skipped_files"] = self._skipped()
-        return (audio, metas, parts) if return_parts else (audio, metas)
-
-    def _mix_np(self, s: np.ndarray, nn_: np.ndarray, windows, snr, return_parts: bool):
-        """audio = gain · (S + b·N) per scene, in place over the convolution output (CPU path)."""
-        audio = np.empty_like(s)
-        gains = []
-        for i, ((start, length), s_db) in enumerate(zip(windows, snr)):
-            es, en = _window_energy(s[i], start, length), _window_energy(nn_[i], start, length)
-            b = np.float32(np.sqrt(es / (en + 1e-12) * 10 ** (-s_db / 10)))
-            nn_[i] *= b
-            np.add(s[i], nn_[i], out=audio[i])
-            peak = max(float(audio[i].max()), -float(audio[i].min()))
-            g = min(1.0, self.cfg.peak / (peak + 1e-12))
-            if g < 1.0:
-                audio[i] *= np.float32(g)
-                if return_parts:
-                    s[i] *= np.float32(g)
-                    nn_[i] *= np.float32(g)
-            gains.append(g)
-        return audio, ((s, nn_) if return_parts else None), gains
-
-    def _mix_torch(self, s: torch.Tensor, nn_: torch.Tensor, windows, snr, return_parts: bool):
-        """The same mixing, vectorised on the device."""
-        dev, n = s.device, s.shape[-1]
-        t = torch.arange(n, device=dev)
-        st = torch.tensor([w[0] for w in windows], device=dev)[:, None]
-        ln = torch.tensor([w[1] for w in windows], device=dev)[:, None]
-        b = mix_at_snr(s, nn_, torch.tensor(snr, device=dev, dtype=s.dtype), (t >= st) & (t < st + ln))
-        nn_ = nn_ * b[:, None, None]
-        audio = s + nn_
-        gain = torch.clamp(self.cfg.peak / (audio.abs().amax((1, 2)) + 1e-12), max=1.0)
-        audio = audio * gain[:, None, None]
-        parts = (s * gain[:, None, None], nn_ * gain[:, None, None]) if return_parts else None
-        return audio, parts, gain.tolist()
+        return torch.from_numpy(audio), (tuple(map(torch.from_numpy, parts)) if return_parts else None), metas
 
     @torch.no_grad()
     def spatialize(self, clip, azimuth_deg=None, elevation_deg=None, distance_m=None, snr_db=None, rng=None,
@@ -443,37 +375,31 @@ class SceneSynth:
                     absorption=room.absorption, listener_pos_m=head.tolist(), head_yaw_deg=yaw, azimuth_deg=az,
                     elevation_deg=el, distance_m=dist, direction=unit_vector(az, el).tolist(), brir_source="ism",
                     snr_db=snr, source_kind="given", source_ids=[])
-        dev = self.device
-        s = fft_convolve(torch.from_numpy(x)[None].to(dev), torch.from_numpy(h_t)[None].to(dev), n)
-        nz_scaled = torch.zeros_like(s)
         if np.isfinite(snr):
-            diffuse = rng.random() < cfg.p_diffuse
-            k = int(rng.integers(cfg.n_diffuse[0], cfg.n_diffuse[1] + 1)) if diffuse else 1
-            h_n, noise_az = np.zeros_like(h_t), []
-            for _ in range(k):
-                p = random_noise_position(rng, room, head)
-                h_n += render_brir(self.hr, room.dims, room.absorption, head, yaw, p, spec.length_s, rng)
-                v = p - head
-                noise_az.append(float(np.rad2deg(np.arctan2(v[1], v[0])) - yaw + 180) % 360 - 180)
+            h_n, diffuse, k, noise_az = render_noise_set(self.hr, rng, room, head, yaw, spec.length_s, cfg.p_diffuse,
+                                                         cfg.n_diffuse)
             nz, start, length, ntype = self._noise(rng, n)
-            nn_ = fft_convolve(torch.from_numpy(nz)[None].to(dev), torch.from_numpy(h_n)[None].to(dev), n)
-            act = torch.zeros(1, n, dtype=torch.bool, device=dev)
-            act[:, start: start + length] = True
-            if dev.type == "cpu":  # energies as float64 numpy sums: the same whatever torch's thread count (a
-                # float32 torch sum is split over threads, and 1 vs 2 threads gave wavs 1 LSB apart)
-                es, en = _window_energy(s[0].numpy(), start, length), _window_energy(nn_[0].numpy(), start, length)
-                nz_scaled = nn_ * torch.tensor(np.sqrt(es / (en + 1e-12) * 10 ** (-snr / 10)), dtype=nn_.dtype)
-            else:
-                nz_scaled = nn_ * mix_at_snr(s, nn_, torch.tensor([snr], device=dev), act)[:, None, None]
             meta.update(noise_mode="diffuse" if diffuse else "localized", n_noise=k, noise_azimuths_deg=noise_az,
                         noise_type=ntype, noise_start=start, noise_length=length)
-        else:
+        else:  # a zero noise row: the mixers' SNR gain is then 0
+            h_n, nz, start, length = np.zeros_like(h_t), np.zeros(n, np.float32), 0, n
             meta.update(noise_mode="none", n_noise=0, noise_azimuths_deg=[], noise_type="none")
-        audio = s + nz_scaled
-        g = min(1.0, cfg.peak / (float(audio.abs().max()) + 1e-12))
-        meta["gain"] = g
-        out = (audio[0] * g, meta)
-        return out + ((s[0] * g, nz_scaled[0] * g),) if return_parts else out
+        xs, hs = np.stack([x, np.asarray(nz, np.float32)]), np.stack([h_t, h_n])
+        if self.backend == "numpy":
+            y = convolve_numpy(xs, hs, n)
+            audio, parts, gains = mix_numpy(y[:1], y[1:], [snr], cfg.peak, [(start, length)], return_parts)
+            audio, parts = torch.from_numpy(audio), (tuple(map(torch.from_numpy, parts)) if parts else None)
+        else:
+            dev = self.device
+            y = fft_convolve_torch(torch.from_numpy(xs).to(dev), torch.from_numpy(hs).to(dev), n)
+            active = torch.zeros(1, n, dtype=torch.bool, device=dev)
+            active[:, start: start + length] = True
+            audio, parts, gains = mix_torch(y[:1], y[1:], torch.tensor([snr], device=dev), cfg.peak, active,
+                                            return_parts)
+            gains = gains.tolist()
+        meta["gain"] = float(gains[0])
+        out = (audio[0].to(self.device), meta)
+        return out + ((parts[0][0].to(self.device), parts[1][0].to(self.device)),) if return_parts else out
 
 
-__all__ = ["SceneConfig", "SceneSynth", "fft_convolve", "mix_at_snr"]
+__all__ = ["BACKENDS", "SceneConfig", "SceneSynth", "fft_convolve"]

@@ -70,7 +70,8 @@ DEFAULTS = dict(
     clips=32,
     crops_per_clip=16,
     input_frames=1024,
-    data_workers=0,  # background scene-synthesis processes per rank (0 = in the loop; changes the draw streams)
+    scene_backend="auto",  # SceneSynth backend: auto (numpy on CPU, torch = on the device elsewhere) | numpy | torch
+    data_workers=0,  # background scene-synthesis processes per rank, numpy backend (0 = in the loop; other streams)
     # optimisation (gram_spec §7.4)
     max_steps=500_000,
     lr=2e-4,
@@ -162,6 +163,9 @@ def check_config(cfg: dict) -> GramConfig:
          "betas", "must be two numbers in [0, 1), e.g. (0.9, 0.95)")
     need(cfg["dtype"] in ("auto", "float32", "bfloat16"), "dtype", "must be auto, float32 or bfloat16")
     need(cfg["backend"] in ("auto", "nccl", "gloo"), "backend", "must be auto, nccl or gloo")
+    need(cfg["scene_backend"] in ("auto", "numpy", "torch"), "scene_backend", "must be auto, numpy or torch")
+    need(not (cfg["scene_backend"] == "torch" and cfg["data_workers"]), "data_workers",
+         "must be 0 with --scene_backend=torch (the scenes render on the training device, in the loop)")
     if cfg["device"] != "auto":
         try:
             dev = torch.device(cfg["device"])
@@ -333,10 +337,11 @@ def checkpoint_to_resume(cfg: dict, path: str):
     if not cfg["resume"]:
         return None
     ckpt = read_checkpoint(path)
-    diff = sorted(k for k in DEFAULTS if k not in RESUME_FREE and ckpt["config"].get(k) != cfg[k])
+    saved = {**DEFAULTS, **ckpt["config"]}  # keys added since the checkpoint was written: their defaults
+    diff = sorted(k for k in DEFAULTS if k not in RESUME_FREE and saved[k] != cfg[k])
     if diff:
         raise RunError(f"cannot resume {path}: settings differ from the checkpoint's: "
-                         + ", ".join(f"{k}={cfg[k]!r} (checkpoint {ckpt['config'].get(k)!r})" for k in diff))
+                       + ", ".join(f"{k}={cfg[k]!r} (checkpoint {saved[k]!r})" for k in diff))
     return ckpt
 
 
@@ -463,7 +468,7 @@ def train(cfg: dict) -> dict:
         mcfg, raw_model = build_model(cfg, device)
         stream = CropStream(SceneConfig.preset(cfg["scene_preset"], cfg["scene"]), mcfg, cfg["clips"],
                             cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=where.rank,
-                            device=device, workers=cfg["data_workers"])
+                            device=device, workers=cfg["data_workers"], backend=cfg["scene_backend"])
         # -- optimiser (and the resumed state)
         params, optimizer = build_optimizer(cfg, raw_model, device)
         step = restore(ckpt, raw_model, optimizer, stream, where) if ckpt is not None else 0

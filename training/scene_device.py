@@ -1,0 +1,210 @@
+"""The torch backend of SceneSynth.sample: scene material resident on the training device, host draws only.
+
+`DeviceMaterial` holds, as tensors on the device: the BRIR bank (float16, (S, 2, L) target and summed-noise
+sets), the embedded dry-source pool as one flat float32 tensor (every clip RMS-normalised to the target level)
+and the spectral weights of white / pink / brown noise.  Per batch:
+
+host (`draw`, numpy, vectorised over the batch; a ScenePlan of small integer/float arrays):
+    BRIR set per scene, SNR, noise type, the source track (kind, up to `max_items_per_track` clips, their
+    offsets and gaps), babble talkers (utterance ids and offsets), and one 63-bit seed for the device's
+    white normals.  Everything comes from the synthesizer's numpy Generator, so a seed (and that generator's
+    state, for --resume) fixes the batch; the device generator is re-seeded from the plan every batch.
+device (`render`, torch, batched):
+    track and babble assembly by one gather + index_add over the flat pool, procedural noise (white normals
+    -> rfft -> 1/f^a weights -> irfft; speech-less babble: syllable envelopes), 200 ms fades, the gather of
+    the BRIR sets, one FFT convolution of all 2B rows, SNR mixing and the peak clamp (mixing.mix_torch).
+
+The scene distribution is the numpy backend's (same draws of kinds, counts, ranges), but not the same random
+stream: the two backends make different scenes from one seed.  Noise is not RMS-normalised here: the SNR
+gain rescales it entirely, so its level never reaches the mix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .mixing import fft_convolve_torch, mix_torch
+from .noise import FADE_S, spectral_weights
+
+EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": 1.0}  # babble without speech: pink talkers
+SYLLABLE = 800  # samples per on/off syllable flag of speech-less babble (25 ms)
+
+
+@dataclass
+class ScenePlan:
+    """Host draws of one batch (see the module docstring); arrays are numpy, sizes in samples."""
+    set_index: np.ndarray  # (B,) BRIR set per scene
+    snr_db: np.ndarray  # (B,)
+    noise_type: list  # (B,) names
+    source_kind: list  # (B,)
+    source_items: list  # (B,) lists of pool item indices within the kind
+    seg_src: np.ndarray  # (K,) start in the flat pool of each placed segment
+    seg_dst: np.ndarray  # (K,) start in the flat (2B * n) row buffer
+    seg_len: np.ndarray  # (K,)
+    proc_row: np.ndarray  # (P,) noise row (0..B-1) that each procedural normal row adds into
+    proc_exp: np.ndarray  # (P,) index into the white/pink/brown weight table
+    env_rows: np.ndarray  # (E,) procedural rows that are speech-less babble talkers
+    env_flags: np.ndarray  # (E, n // SYLLABLE + 1) bool syllable flags of those rows
+    seed: int
+
+
+class DeviceMaterial:
+    """Bank, pool and noise tables of one SceneSynth on `device`, and the draws/rendering of batches."""
+
+    def __init__(self, synth, device):
+        cfg = synth.cfg
+        self.device, self.n, self.cfg = torch.device(device), cfg.n_samples, cfg
+        self.target = synth.bank.target.to(self.device)  # float16 (S, 2, L)
+        self.noise = synth.bank.noise.to(self.device)
+        self.n_sets = len(synth.bank)
+        # the pool: one flat tensor; per kind the clip starts and lengths (host side, for the draws)
+        self.kinds = sorted(synth.pool)
+        clips, starts, lens, pos = [], {}, {}, 0
+        for k in self.kinds:
+            xs = [synth._pool_clip(k, j, self.n) for j in range(len(synth.pool[k]))]
+            lens[k] = np.array([len(x) for x in xs], np.int64)
+            starts[k] = pos + np.concatenate([[0], np.cumsum(lens[k])[:-1]]).astype(np.int64)
+            pos += int(lens[k].sum())
+            clips += xs
+        self.starts, self.lens = starts, lens
+        self.speech = None
+        if "speech" in synth.pool:  # babble talkers: utterances at -14 dBFS (the noise level does not matter)
+            self.speech = (starts["speech"], lens["speech"])
+        self.pool = torch.from_numpy(np.concatenate(clips).astype(np.float32) if clips else
+                                     np.zeros(1, np.float32)).to(self.device)
+        w = np.stack([spectral_weights(self.n, e) for e in (0.0, 1.0, 2.0)]).astype(np.float32)
+        self.weights = torch.from_numpy(w).to(self.device)  # (3, n // 2 + 1)
+        fade = np.ones(self.n, np.float32)
+        m = min(int(FADE_S * cfg.sample_rate), self.n // 2)
+        if m:
+            ramp = np.linspace(0.0, 1.0, m, dtype=np.float32)
+            fade[:m], fade[-m:] = ramp, ramp[::-1]
+        self.fade = torch.from_numpy(fade).to(self.device)
+        self.gen = torch.Generator(self.device)
+        cw = np.cumsum(np.asarray(cfg.noise_weights, float))
+        self.noise_cdf, self.noise_types = cw / cw[-1], tuple(cfg.noise_types)
+
+    # ------------------------------------------------------------ host: draws only
+    def draw(self, rng: np.random.Generator, B: int) -> ScenePlan:
+        cfg, n, fs = self.cfg, self.n, self.cfg.sample_rate
+        set_index = rng.integers(self.n_sets, size=B)
+        snr = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], size=B)
+        ntype = np.minimum(np.searchsorted(self.noise_cdf, rng.random(B), side="right"), len(self.noise_cdf) - 1)
+        # source tracks: kind, item count, items, first offset, gaps (vectorised over the batch)
+        M = cfg.max_items_per_track
+        kind = rng.integers(len(self.kinds), size=B)
+        count = rng.integers(1, M + 1, size=B)
+        u_item, u_first = rng.random((B, M)), rng.random(B)
+        gaps = rng.integers(fs // 10, fs, size=(B, M))
+        n_of_kind = np.array([len(self.lens[k]) for k in self.kinds])
+        item = np.minimum((u_item * n_of_kind[kind][:, None]).astype(np.int64), n_of_kind[kind][:, None] - 1)
+        lens = np.stack([self.lens[self.kinds[k]][item[b]] for b, k in enumerate(kind)])  # (B, M)
+        srcs = np.stack([self.starts[self.kinds[k]][item[b]] for b, k in enumerate(kind)])
+        first = (u_first * np.maximum(1, n - lens[:, 0] + 1)).astype(np.int64)
+        pos = first[:, None] + np.concatenate([np.zeros((B, 1), np.int64), np.cumsum(lens + gaps, 1)[:, :-1]], 1)
+        keep = (np.arange(M)[None] < count[:, None]) & (pos < n)
+        seg_len = np.minimum(lens, n - pos)[keep]
+        seg_src = srcs[keep]
+        seg_dst = (np.arange(B)[:, None] * n + pos)[keep]
+        items = [item[b][keep[b]].tolist() for b in range(B)]
+        # noise: babble from speech (segments into rows B..2B-1), or procedural normal rows
+        segs, proc_row, proc_exp, env, env_rows = [(seg_src, seg_dst, seg_len)], [], [], [], []
+        names = [self.noise_types[t] for t in ntype]
+        for b, name in enumerate(names):
+            if name == "babble" and self.speech is not None:
+                segs.append(self._babble(rng, B + b))
+            elif name == "babble":
+                t = int(rng.integers(4, 9))
+                env_rows += range(len(proc_row), len(proc_row) + t)
+                proc_row += [b] * t
+                proc_exp += [1] * t
+                env.append(rng.random((t, n // SYLLABLE + 1)) < 0.6)
+            else:
+                proc_row.append(b)
+                proc_exp.append(int(EXPONENTS[name]))
+        src, dst, ln = (np.concatenate(a) for a in zip(*segs))
+        return ScenePlan(set_index, snr, names, [self.kinds[k] for k in kind], items, src, dst, ln,
+                         np.asarray(proc_row, np.int64), np.asarray(proc_exp, np.int64),
+                         np.asarray(env_rows, np.int64),
+                         np.concatenate(env) if env else np.zeros((0, n // SYLLABLE + 1), bool),
+                         int(rng.integers(2 ** 63)))
+
+    def _babble(self, rng, row: int):
+        """Segments of 4-8 talkers, each a chain of random utterances with 0-250 ms gaps from an offset in
+        [-n/2, n/4), summed into `row` (clipped to the row)."""
+        n, fs = self.n, self.cfg.sample_rate
+        starts, lens = self.speech
+        t = int(rng.integers(4, 9))
+        pos0 = rng.integers(-n // 2, n // 4, size=t)
+        src, dst, ln = [], [], []
+        chunk = max(4, int(1.5 * n / max(1.0, lens.mean())) + 2)
+        while len(pos0):
+            u = rng.integers(len(lens), size=(len(pos0), chunk))
+            g = rng.integers(0, fs // 4, size=(len(pos0), chunk))
+            L = lens[u]
+            step = np.cumsum(L + g, 1)
+            p = pos0[:, None] + np.concatenate([np.zeros((len(pos0), 1), np.int64), step[:, :-1]], 1)
+            a, b = np.maximum(p, 0), np.minimum(p + L, n)
+            m = (p < n) & (b > a)
+            src.append((starts[u] + (a - p))[m]), dst.append((row * n + a)[m]), ln.append((b - a)[m])
+            pos0 = (pos0 + step[:, -1])
+            pos0 = pos0[pos0 < n]  # talkers that have not reached the end yet draw another chunk
+        return np.concatenate(src), np.concatenate(dst), np.concatenate(ln)
+
+    # ------------------------------------------------------------ device: everything numeric
+    def render(self, plan: ScenePlan, return_parts: bool = False):
+        """(audio (B, 2, n), parts or None, gains (B,) tensor) on the device."""
+        dev, n, B = self.device, self.n, len(plan.set_index)
+        x = self.dry(plan)
+        h = torch.cat([self.target[torch.from_numpy(plan.set_index).to(dev)],
+                       self.noise[torch.from_numpy(plan.set_index).to(dev)]]).float()
+        y = fft_convolve_torch(x, h, n)  # (2B, 2, n)
+        snr = torch.from_numpy(plan.snr_db).to(dev, torch.float32)
+        return mix_torch(y[:B], y[B:], snr, self.cfg.peak, None, return_parts)
+
+    def dry(self, plan: ScenePlan) -> torch.Tensor:
+        """(2B, n) mono rows before the BRIRs: B source tracks, then B noises (faded)."""
+        dev, n, B = self.device, self.n, len(plan.set_index)
+        x = torch.zeros(2 * B * n, device=dev)
+        # track + babble assembly: every segment's samples gathered from the pool and added at their place
+        ln = torch.from_numpy(plan.seg_len).to(dev, non_blocking=True)
+        total = int(plan.seg_len.sum())
+        if total:
+            excl = torch.from_numpy(np.cumsum(plan.seg_len) - plan.seg_len).to(dev, non_blocking=True)
+            ramp = torch.arange(total, device=dev)
+            src = torch.from_numpy(plan.seg_src).to(dev, non_blocking=True) - excl
+            dst = torch.from_numpy(plan.seg_dst).to(dev, non_blocking=True) - excl
+            src = ramp + torch.repeat_interleave(src, ln, output_size=total)
+            dst = ramp + torch.repeat_interleave(dst, ln, output_size=total)
+            x.index_add_(0, dst, self.pool[src])
+        x = x.view(2 * B, n)
+        # procedural noise: white normals shaped by 1/f^a, envelopes for speech-less babble talkers
+        if len(plan.proc_row):
+            self.gen.manual_seed(plan.seed)
+            z = torch.randn((len(plan.proc_row), n), generator=self.gen, device=dev)
+            exp = torch.from_numpy(plan.proc_exp).to(dev)
+            y = torch.fft.irfft(torch.fft.rfft(z) * self.weights[exp], n)
+            if len(plan.env_rows):
+                rows = torch.from_numpy(plan.env_rows).to(dev)
+                y[rows] *= syllable_envelope(torch.from_numpy(plan.env_flags).to(dev), n)
+            x.index_add_(0, torch.from_numpy(plan.proc_row).to(dev) + B, y)
+        x[B:] *= self.fade
+        return x
+
+
+def syllable_envelope(on: torch.Tensor, n: int, block: int = SYLLABLE) -> torch.Tensor:
+    """noise.syllable_envelope in torch: rows of block flags (rows, >= ceil(n / block)) held for `block`
+    samples each, smoothed by a Hann window of 2 block / block ("same" alignment), via its polyphase form
+    (three taps per sample); flag rows of all ones give a constant envelope of 1 inside the clip."""
+    nb = -(-n // block)
+    v = on[:, :nb].to(torch.float32)
+    w = torch.hann_window(2 * block, periodic=False, dtype=torch.float64) / block
+    g = torch.nn.functional.pad(torch.from_numpy(np.convolve(np.ones(block), w.numpy())), (0, 1))
+    g = g.reshape(3, block).to(on.device, torch.float32)
+    full = torch.zeros((len(on), nb + 2, block), device=on.device)
+    for j in range(3):
+        full[:, j: j + nb] += v[:, :, None] * g[j]
+    off = (2 * block - 1) // 2
+    return full.reshape(len(on), -1)[:, off: off + n]
