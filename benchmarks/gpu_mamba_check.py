@@ -15,7 +15,7 @@ Checks (each asserted; the script exits 1 if any fails or the kernels do not imp
        float32 rel <= 1e-4, bf16 autocast rel <= 2e-3.
   rel = ||a - b|| / ||b||.  PyTorch's own TF32 is switched off so that "pure float32" is float32.
 Speed (printed, not asserted), random weights, chunks of 2 s binaural log-mel, for both paths:
-  inference  GramModel.forward_features on `--batch` chunks, float32 and bf16 autocast;
+  inference  GramEncoder.forward_features on `--batch` chunks, float32 and bf16 autocast;
   training   forward + masked-MSE + backward + AdamW step on `--train-batch` chunks (80 % masked), bf16.
 hear_gram's default is the pure path (hear_gram/mamba2.py docstring); these numbers are what justify it.
 
@@ -139,16 +139,14 @@ def parity_fixture(paths, folder):
     if not os.path.exists(os.path.join(folder, "keys.json")):
         print(f"2. official fixture: not found at {folder}, skipped", flush=True)
         return
-    from hear_gram.checkpoint import load_into
-    from hear_gram.model import VARIANTS, GramModel
+    from hear_gram.checkpoint import load_encoder
+    from hear_gram.model import VARIANTS
     helper = os.path.join(REPO, "tests", "official_fixtures.py")
     spec = importlib.util.spec_from_file_location("official_fixtures", helper)
     oc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(oc)
     print("2. official fixture gramm_frame, chunk_mean vs recorded official output", flush=True)
-    model = GramModel(VARIANTS["gram_m_patch"].config)
-    load_into(model, oc.state_dict("gramm_frame", folder))
-    model = model.cuda().eval()
+    model = load_encoder(VARIANTS["gram_m_patch"].config, oc.state_dict("gramm_frame", folder)).cuda().eval()
     e = oc.expected("gramm_frame", folder)
     logmel, ref = e["chunk_logmel"].cuda(), e["chunk_mean"].cuda()
     for p in paths:
@@ -162,9 +160,10 @@ def parity_fixture(paths, folder):
 
 
 def speed(paths, batch, train_batch):
-    from hear_gram.model import VARIANTS, GramModel
+    from hear_gram.model import VARIANTS
+    from training.pretrain_model import PretrainModel
     torch.manual_seed(0)
-    model = GramModel(VARIANTS["gram_m_patch"].config).cuda()
+    model = PretrainModel(VARIANTS["gram_m_patch"].config).cuda()
     c = model.config
     logmel = torch.randn(max(batch, train_batch), c.in_channels, c.chunk_frames, c.n_mels, device="cuda")
     n, k = c.n_tokens, round(c.n_tokens * c.mask_ratio)
@@ -181,7 +180,7 @@ def speed(paths, batch, train_batch):
         for dt in ("fp32", "bf16"):
             def fwd():
                 with torch.no_grad(), autocast(dt):
-                    model.forward_features(logmel[:batch])
+                    model.encoder.forward_features(logmel[:batch])
             row.append(batch / timed(fwd))
         model.train()
 

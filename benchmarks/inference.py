@@ -16,7 +16,7 @@ import torch
 
 
 from hear_gram.checkpoint import save_model
-from hear_gram.model import VARIANTS, GramModel
+from hear_gram.model import VARIANTS, GramEncoder
 from hear_gram.runtime import load_runtime
 
 SR = 32000
@@ -59,7 +59,7 @@ def main():
         for name in a.variants:
             torch.manual_seed(0)
             folder = os.path.join(tmp, name)
-            save_model(GramModel(VARIANTS[name].config), folder)
+            save_model(GramEncoder(VARIANTS[name].config), folder)
             for dev in a.devices:
                 for compat in (False, True):
                     rt = load_runtime(name, folder, compat=compat, max_chunks=a.max_chunks).to(dev)

@@ -94,7 +94,7 @@ def main():
     import torch
 
     from hear_gram.checkpoint import save_model
-    from hear_gram.model import VARIANTS, GramConfig, GramModel
+    from hear_gram.model import VARIANTS, GramConfig, GramEncoder
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     base = VARIANTS["gram_t_patch"].config.to_dict()
@@ -105,7 +105,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         a.weights = os.path.join(tmp, "weights")
-        save_model(GramModel(GramConfig(**base)), a.weights)
+        save_model(GramEncoder(GramConfig(**base)), a.weights)
         trees = [("this tree", repo)]
         if a.baseline:
             old = os.path.join(tmp, "baseline")

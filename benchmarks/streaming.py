@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from hear_gram.model import VARIANTS, GramModel
+from hear_gram.model import VARIANTS, GramEncoder
 from hear_gram.runtime import GramRuntime
 
 SR = 32000
@@ -79,7 +79,7 @@ def main():
             cfg = type(cfg)(**{**cfg.to_dict(), "dim": 64, "depth": 2, "num_heads": 4, "mlp_dim": 128,
                                "headdim": 16, "d_state": 16, "decoder_dim": 32, "decoder_depth": 1})
         torch.manual_seed(0)
-        rt = GramRuntime(GramModel(cfg), name, max_chunks=a.max_chunks)
+        rt = GramRuntime(GramEncoder(cfg), name, max_chunks=a.max_chunks)
         for ms in a.blocks_ms:
             chunk_s, rtf, med, worst = run(rt, a.seconds, max(1, int(ms * SR / 1000)))
             print(f"| {name} | {ms:g} | {chunk_s:.3f} | {rtf:.3f} | {med:.2f} | {worst:.2f} |", flush=True)

@@ -40,9 +40,10 @@ import time
 import torch
 
 
-from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.model import VARIANTS, GramConfig
 from training.config import load_preset
 from training.data import CropStream
+from training.pretrain_model import PretrainModel
 from training.scenes import SceneConfig
 
 
@@ -94,9 +95,7 @@ def bench(name: str, device: torch.device, clips: int, crops: int, steps: int, w
           compile_model: bool = False) -> dict:
     cfg = config_named(name)
     torch.manual_seed(0)
-    model = GramModel(cfg).to(device)
-    if cfg.encoder == "mamba":
-        model.encoder_norm.requires_grad_(False)
+    model = PretrainModel(cfg).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01,
                             **({"fused": True} if device.type == "cuda" else {}))
@@ -108,7 +107,7 @@ def bench(name: str, device: torch.device, clips: int, crops: int, steps: int, w
         sync(device)
         h0 = stream.synth.stats["host_s"]
         t0 = time.perf_counter()
-        x, mask = stream.next_batch(model.melspec)
+        x, mask = stream.next_batch(model.encoder.melspec)
         sync(device)
         t1 = time.perf_counter()
         if autocast is not None:

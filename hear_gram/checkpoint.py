@@ -1,40 +1,59 @@
-"""Reading GRAM weights: layout detection, an explicit key mapping, strict loading (gram_spec §3.3-3.4,
-Appendix C).
+"""Reading GRAM weights: wrapper prefix, an explicit official -> encoder rename table, strict loading
+(gram_spec §3.3-3.4, Appendix C).  Weights are never unpickled: only safetensors files are read.
 
-Accepted layouts of a `.safetensors` state dict (detected by sentinel keys, never guessed from
-partial matches):
+Official files hold the Lightning module's state dict (GRAM-T `GRAMT` / GRAM-M `GRAMM`), possibly under
+one wrapper prefix (`model.` in the HEAR runtime wrapper, `encoder.model.` in a Hub wrapper).  Reading
+one is a pure dict -> dict conversion (timm's `checkpoint_filter_fn` idea):
 
-| layout    | example key                                      | mapping                                  |
-|-----------|--------------------------------------------------|------------------------------------------|
-| `bare`    | `cls_token`, `encoder.layers.encoder_layer_0...` | as is (official Lightning module; also our own export) |
-| `runtime` | `model.cls_token`, `mel_spec.melspec.mel_scale.fb` | strip `model.`; `mel_spec.melspec.*` -> `melspec.*` |
-| `hub`     | `encoder.model.cls_token`                        | strip `encoder.model.`; `encoder.mel_spec.melspec.*` -> `melspec.*` |
+1. the prefix is whatever precedes the one key ending in `cls_token`; every other key must carry it,
+   except copies of the front-end tables (`...melspec.spectrogram.window`, `...melspec.mel_scale.fb`)
+   that wrappers keep under their own name;
+2. the backbone is `transformer` when `encoder.layers.*` keys exist, `mamba` when `encoder_v.*` do;
+3. keys are renamed by the backbone's ordered (official, ours) table `RENAMES` (first match wins);
+4. the pretraining-only keys (`HEAD_PREFIXES`: MW-MAE decoder, mask token, decoder positions, GRAM-M's
+   unused `encoder_norm`) are split off: inference drops them, after checking each one present against
+   the explicit table `head_shapes(config)`; training (`training/pretrain_model.py`) requires all of them.
 
-The front-end buffers `melspec.spectrogram.window` and `melspec.mel_scale.fb` are optional (the
-official export of one commit lacks them, §3.3); when present they must equal the recipe's tables.
-Every other key of the model is required; a missing, unexpected or wrongly shaped key is an error
-that names the keys.  Weights are never unpickled: only safetensors files are read.
+The front-end tables are optional (the official export of one commit lacks them, §3.3); when present
+they must equal the recipe's.  Every other encoder key is required; a missing, unexpected or wrongly
+shaped key is an error that names the keys.  Our own exports are written with the official (prefix-free)
+names, so they are read by the same path.
 """
 
 import json
 import os
+from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from .model import GramConfig, GramModel
+from .model import GramConfig, GramEncoder, front_end
 from .outputs import atomic_path, write_text
 
-OPTIONAL_KEYS = frozenset({"melspec.spectrogram.window", "melspec.mel_scale.fb"})
 FORMAT = "hear_gram"
+MEL_KEYS = ("melspec.spectrogram.window", "melspec.mel_scale.fb")
+OPTIONAL_KEYS = frozenset(MEL_KEYS)  # encoder keys a file may lack
 
-# (sentinel key, prefix to strip, renames applied after stripping) — order matters: most specific first.
-_LAYOUTS = (
-    ("hub", "encoder.model.cls_token", "encoder.model.", {"encoder.mel_spec.melspec.": "melspec."}),
-    ("runtime", "model.cls_token", "model.", {"mel_spec.melspec.": "melspec."}),
-    ("bare", "cls_token", "", {}),
-)
+# Official key -> our key, per backbone.  A rule (old, new) applies to a key equal to `old` or, when
+# `old` ends with "." or "_", starting with it; the first applicable rule wins, unmatched keys stay.
+RENAMES = {
+    "transformer": (
+        ("encoder.layers.encoder_layer_", "backbone.layers."),
+        ("encoder.pos_embedding", "pos_embed"),
+        ("encoder.", "backbone."),
+        ("patch_embed.proj.", "patch_embed."),
+    ),
+    "mamba": (
+        ("encoder_pos_embed", "pos_embed"),
+        ("encoder_v.", "backbone."),
+        ("patch_embed.proj.", "patch_embed."),
+        ("decoder_v.", "decoder_blocks."),
+    ),
+}
+# Pretraining-only keys (our names): dropped for inference, required for training (gram_spec §4).
+HEAD_PREFIXES = ("mask_token", "decoder_pos_embed", "decoder_embed.", "decoder_blocks.", "decoder_norm.",
+                 "spec_pred.", "encoder_norm.")
 
 
 class CheckpointError(ValueError):
@@ -47,89 +66,206 @@ def _short(keys, n=8):
     return ", ".join(keys[:n]) + more
 
 
+def _rename(key: str, rules) -> str:
+    for old, new in rules:
+        if key == old or (old[-1] in "._" and key.startswith(old)):
+            return new + key[len(old):]
+    return key
+
+
+def is_head_key(key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in HEAD_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a file's keys map to ours: `prefix` (stripped), `backbone`, `keys` (file key -> our key, for
+    every key under the prefix) and `mel_copies` (front-end tables stored outside the prefix)."""
+
+    prefix: str
+    backbone: str
+    keys: dict
+    mel_copies: tuple
+
+    @property
+    def encoder_keys(self) -> dict:
+        return {k: v for k, v in self.keys.items() if not is_head_key(v)}
+
+    @property
+    def head_keys(self) -> dict:
+        return {k: v for k, v in self.keys.items() if is_head_key(v)}
+
+    def describe(self) -> str:
+        return f"{self.backbone} (GRAM-{'T' if self.backbone == 'transformer' else 'M'}), prefix {self.prefix!r}"
+
+
+def parse_keys(keys) -> Layout:
+    """Detect the wrapper prefix and backbone of a GRAM state dict's keys and map them to ours."""
+    keys = list(keys)
+    cls = [k for k in keys if k == "cls_token" or k.endswith(".cls_token")]
+    if len(cls) != 1:
+        what = "no key ends in 'cls_token'" if not cls else f"several keys end in 'cls_token' ({_short(cls)})"
+        raise CheckpointError(f"not a GRAM checkpoint: {what} (first keys: {_short(keys)})")
+    prefix = cls[0][: -len("cls_token")]
+    outside = [k for k in keys if not k.startswith(prefix)]
+    stray = [k for k in outside if not k.endswith(MEL_KEYS)]
+    if stray:
+        raise CheckpointError(f"keys outside the wrapper prefix {prefix!r} ({len(stray)}): {_short(stray)}")
+    inner = [k[len(prefix):] for k in keys if k.startswith(prefix)]
+    if any(k.startswith("encoder_v.") for k in inner):
+        backbone = "mamba"
+    elif any(k.startswith("encoder.layers.") for k in inner):
+        backbone = "transformer"
+    else:
+        raise CheckpointError(f"checkpoint under prefix {prefix!r} has neither GRAM-T encoder keys "
+                              f"('encoder.layers.*') nor GRAM-M ones ('encoder_v.*')")
+    mapping = {prefix + k: _rename(k, RENAMES[backbone]) for k in inner}
+    seen = {}
+    for src, dst in mapping.items():
+        if dst in seen:
+            raise CheckpointError(f"{seen[dst]!r} and {src!r} both map to {dst!r}")
+        seen[dst] = src
+    return Layout(prefix, backbone, mapping, tuple(sorted(outside)))
+
+
 def detect_layout(keys) -> str:
-    keys = set(keys)
-    for name, sentinel, _, _ in _LAYOUTS:
-        if sentinel in keys:
-            return name
-    raise CheckpointError(f"not a GRAM checkpoint: none of the keys 'cls_token', 'model.cls_token', "
-                          f"'encoder.model.cls_token' is present (first keys: {_short(keys)})")
+    """A one-line description of a state dict's layout (backbone and prefix)."""
+    return parse_keys(keys).describe()
 
 
-def to_model_keys(state_dict: dict) -> dict:
-    """Map any accepted layout to the model's own key names (the `bare` layout)."""
-    layout = detect_layout(state_dict.keys())
-    _, _, prefix, renames = next(x for x in _LAYOUTS if x[0] == layout)
-    out = {}
-    for k, v in state_dict.items():
-        for old, new in renames.items():
-            if k.startswith(old):
-                k = new + k[len(old):]
-                break
-        else:
-            if not k.startswith(prefix):
-                raise CheckpointError(f"key {k!r} does not belong to the {layout!r} layout (prefix {prefix!r})")
-            k = k[len(prefix):]
-        if k in out:
-            # runtime layout stores the mel buffers twice (model.melspec.* and mel_spec.melspec.*)
-            if not torch.equal(out[k], v):
-                raise CheckpointError(f"two different tensors map to {k!r}")
-            continue
-        out[k] = v
+def from_official(state_dict: dict) -> tuple:
+    """Official (any prefix) -> (encoder state dict, head state dict, layout), our key names; mel copies
+    outside the prefix are returned under the encoder's `melspec.*` names when the prefix lacks them."""
+    layout = parse_keys(state_dict)
+    enc, head = {}, {}
+    for src, dst in layout.keys.items():
+        (head if is_head_key(dst) else enc)[dst] = state_dict[src]
+    for src in layout.mel_copies:
+        dst = next(m for m in MEL_KEYS if src.endswith(m))
+        if dst in enc and not torch.equal(enc[dst], state_dict[src]):
+            raise CheckpointError(f"{src!r} differs from {layout.prefix + dst!r}")
+        enc.setdefault(dst, state_dict[src])
+    return enc, head, layout
+
+
+def to_official(state_dict: dict, backbone: str) -> dict:
+    """Our key names (encoder and head) -> the official Lightning-module names (no prefix)."""
+    rules = [(new, old) for old, new in RENAMES[backbone]]
+    return {_rename(k, rules): v for k, v in state_dict.items()}
+
+
+def head_shapes(c: GramConfig) -> dict:
+    """The pretraining-only keys of a config, our names -> shapes (the MW-MAE decoder, gram_spec §4;
+    `training/pretrain_model.py` builds exactly these, a test asserts it)."""
+    dd, hid, p = c.decoder_dim, 4 * c.decoder_dim, c.patch_dim
+    s = {"mask_token": (1, 1, dd), "decoder_pos_embed": (1, c.n_tokens, dd), "decoder_embed.weight": (dd, c.dim),
+         "decoder_embed.bias": (dd,), "decoder_norm.weight": (dd,), "decoder_norm.bias": (dd,),
+         "spec_pred.0.weight": (p, dd), "spec_pred.0.bias": (p,)}
+    for i in range(c.decoder_depth):
+        b = f"decoder_blocks.{i}."
+        s.update({b + "norm1.weight": (dd,), b + "norm1.bias": (dd,), b + "wmha.qkv.weight": (3 * dd, dd),
+                  b + "wmha.qkv.bias": (3 * dd,), b + "wmha.proj.weight": (dd, dd), b + "wmha.proj.bias": (dd,),
+                  b + "norm2.weight": (dd,), b + "norm2.bias": (dd,), b + "mlp.fc1.weight": (hid, dd),
+                  b + "mlp.fc1.bias": (hid,), b + "mlp.fc2.weight": (dd, hid), b + "mlp.fc2.bias": (dd,)})
+        for h, w in enumerate(c.decoder_windows):
+            if w:
+                s[f"{b}wmha.attn_heads.{h}.relative_position_bias_table"] = (2 * w - 1, 1)
+                s[f"{b}wmha.attn_heads.{h}.relative_position_index"] = (w, w)
+    if c.encoder == "mamba":  # present in official GRAM-M checkpoints, unused in forward (gram_spec §3.2)
+        s.update({"encoder_norm.weight": (c.dim,), "encoder_norm.bias": (c.dim,)})
+    return s
+
+
+def encoder_shapes(c: GramConfig) -> dict:
+    """Our encoder's keys -> shapes, from a parameter-free (meta-device) build."""
+    with torch.device("meta"):
+        enc = GramEncoder(c)
+    return {k: tuple(v.shape) for k, v in enc.state_dict().items()}
+
+
+def mismatches(shapes: dict, c: GramConfig, require_head: bool = False, layout: Layout = None) -> list:
+    """Problems of a state dict (our names -> shapes, encoder and head keys) against config `c`:
+    missing / unexpected / wrongly shaped keys, one line per kind ([] = loads).  With `layout`, keys
+    are named as in the file (official names under its prefix)."""
+    if layout is None:
+        name = str
+    else:
+        back = {v: k for k, v in layout.keys.items()}
+        rules = [(new, old) for old, new in RENAMES[layout.backbone]]
+        name = lambda k: back.get(k) or layout.prefix + _rename(k, rules)  # noqa: E731
+    want = encoder_shapes(c)
+    head_want = head_shapes(c)
+    enc = {k: v for k, v in shapes.items() if not is_head_key(k)}
+    head = {k: v for k, v in shapes.items() if is_head_key(k)}
+    out = []
+    missing = set(want) - set(enc) - OPTIONAL_KEYS
+    if require_head:
+        missing |= set(head_want) - set(head)
+    unexpected = (set(enc) - set(want)) | (set(head) - set(head_want))
+    if missing:
+        out.append(f"missing keys ({len(missing)}): {_short(map(name, missing))}")
+    if unexpected:
+        out.append(f"unexpected keys ({len(unexpected)}): {_short(map(name, unexpected))}")
+    both = {**want, **head_want}
+    bad = [f"{name(k)}: checkpoint {tuple(v)} vs model {both[k]}" for k, v in sorted(shapes.items())
+           if k in both and tuple(v) != both[k]]
+    if bad:
+        out.append("shape mismatch: " + "; ".join(bad[:8]) + (f" (+{len(bad) - 8} more)" if len(bad) > 8 else ""))
     return out
 
 
+def encoder_state(config: GramConfig, enc_sd: dict) -> dict:
+    """Our encoder keys -> tensors with the front-end tables filled in from the recipe when absent
+    (and checked against it when present)."""
+    recipe = {"melspec." + k: v for k, v in front_end(config).state_dict().items()}
+    for k in set(MEL_KEYS) & set(enc_sd):
+        if not torch.allclose(enc_sd[k].float(), recipe[k], rtol=1e-6, atol=1e-7):
+            raise CheckpointError(f"{k} differs from the log-mel recipe of gram_spec §1.1")
+    return {**recipe, **enc_sd}
+
+
+def load_encoder(config: GramConfig, state_dict: dict) -> GramEncoder:
+    """A `GramEncoder(config)` holding the weights of `state_dict` (any official layout or our export;
+    pretraining-only keys are checked and dropped).  The parameters are the file's tensors (float32)."""
+    enc_sd, head_sd, layout = from_official(state_dict)
+    problems = mismatches({k: tuple(v.shape) for k, v in {**enc_sd, **head_sd}.items()}, config, layout=layout)
+    if problems:
+        raise CheckpointError("checkpoint does not match the model: " + "; ".join(problems))
+    with torch.device("meta"):  # no values drawn, no memory: the file's tensors are assigned
+        encoder = GramEncoder(config)
+    full = encoder_state(config, enc_sd)
+    encoder.load_state_dict({k: full[k].to(v.dtype) for k, v in encoder.state_dict().items()}, strict=True,
+                            assign=True)
+    return encoder.eval()
+
+
 def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
-    """Architecture from tensor shapes (Appendix C step 3); other fields (log_eps, ...) from `base`."""
+    """Architecture from tensor shapes (Appendix C step 3); other fields (log_eps, head counts, the
+    decoder when the file has none) from `base`.  `state_dict` values may be tensors or shapes."""
     base = base or GramConfig()
-    sd = to_model_keys(state_dict)
-    w = sd.get("patch_embed.proj.weight")
-    if w is None or w.ndim != 4:
-        raise CheckpointError("checkpoint has no 4-D 'patch_embed.proj.weight'")
-    dim, in_ch, fs, ts = w.shape
-    mamba = any(k.startswith("encoder_v.") for k in sd)
-    prefix = "decoder_v" if mamba else "decoder_blocks"
-    layers = "encoder_v.layers." if mamba else "encoder.layers."
-    depth = len({k.split(".")[2] for k in sd if k.startswith(layers)})
-    dec_depth = len({k.split(".")[1] for k in sd if k.startswith(prefix + ".")})
-    dec_dim = sd["decoder_embed.weight"].shape[0]
-    windows = []  # head counts and widths are not in the shapes: they come from `base`
-    for h in range(base.decoder_heads):
-        t = sd.get(f"{prefix}.0.wmha.attn_heads.{h}.relative_position_bias_table")
-        windows.append(0 if t is None else (t.shape[0] + 1) // 2)
-    fields = dict(encoder="mamba" if mamba else "transformer", patch=(fs, ts), in_channels=in_ch, dim=dim,
-                  depth=depth, decoder_dim=dec_dim, decoder_depth=dec_depth, decoder_windows=tuple(windows))
+    layout = parse_keys(state_dict)
+    sd = {layout.keys[k]: tuple(getattr(v, "shape", v)) for k, v in state_dict.items() if k in layout.keys}
+    w = sd.get("patch_embed.weight")
+    if w is None or len(w) != 4:
+        raise CheckpointError("checkpoint has no 4-D patch embedding ('patch_embed.proj.weight')")
+    dim, in_ch, fs, ts = w
+    mamba = layout.backbone == "mamba"
+    depth = len({k.split(".")[2] for k in sd if k.startswith("backbone.layers.")})
+    fields = dict(encoder=layout.backbone, patch=(fs, ts), in_channels=in_ch, dim=dim, depth=depth)
     if not mamba:
-        fields["mlp_dim"] = sd["encoder.layers.encoder_layer_0.mlp.0.weight"].shape[0]
+        fields["mlp_dim"] = sd["backbone.layers.0.mlp.0.weight"][0]
+    if "decoder_embed.weight" in sd:  # head counts and widths are not in the shapes: they come from `base`
+        windows = []
+        for h in range(base.decoder_heads):
+            t = sd.get(f"decoder_blocks.0.wmha.attn_heads.{h}.relative_position_bias_table")
+            windows.append(0 if t is None else (t[0] + 1) // 2)
+        fields.update(decoder_dim=sd["decoder_embed.weight"][0], decoder_windows=tuple(windows),
+                      decoder_depth=len({k.split(".")[1] for k in sd if k.startswith("decoder_blocks.")}))
     return GramConfig(**{**base.to_dict(), **fields})
 
 
-def load_into(model: GramModel, state_dict: dict) -> None:
-    """Strictly load `state_dict` (any accepted layout) into `model`; errors name the offending keys."""
-    sd = to_model_keys(state_dict)
-    own = model.state_dict()
-    missing = set(own) - set(sd) - OPTIONAL_KEYS
-    unexpected = set(sd) - set(own)
-    if missing or unexpected:
-        msg = []
-        if missing:
-            msg.append(f"missing keys ({len(missing)}): {_short(missing)}")
-        if unexpected:
-            msg.append(f"unexpected keys ({len(unexpected)}): {_short(unexpected)}")
-        raise CheckpointError("checkpoint does not match the model: " + "; ".join(msg))
-    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items()
-           if tuple(v.shape) != tuple(own[k].shape)]
-    if bad:
-        raise CheckpointError("shape mismatch: " + "; ".join(bad[:8]))
-    for k in OPTIONAL_KEYS & set(sd):
-        if not torch.allclose(sd[k].float(), own[k].float(), rtol=1e-6, atol=1e-7):
-            raise CheckpointError(f"{k} differs from the log-mel recipe of gram_spec §1.1")
-    full = {k: sd.get(k, own[k]).to(own[k].dtype) for k in own}
-    model.load_state_dict(full, strict=True)
-
-
-def read_safetensors(path: str) -> tuple:
-    """-> (state dict, metadata dict).  Clear errors for missing, pickled or corrupt files."""
+# -- files ----------------------------------------------------------------------------------------
+def _check_path(path: str) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -137,21 +273,62 @@ def read_safetensors(path: str) -> tuple:
         raise CheckpointError(f"{path}: only .safetensors weights are read (pickled .ckpt/.pt files are never "
                               f"loaded); convert a trusted Lightning checkpoint with "
                               f"`python -m hear_gram.cli convert IN.ckpt OUT.safetensors`")
-    try:
-        from safetensors import safe_open
+    return path
 
+
+def read_header(path: str) -> tuple:
+    """-> ({key: shape}, {key: dtype name}, metadata) from the safetensors header only."""
+    path = _check_path(path)
+    try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
-        return load_file(path), meta
+            shapes, dtypes = {}, {}
+            for k in f.keys():
+                s = f.get_slice(k)
+                shapes[k], dtypes[k] = tuple(s.get_shape()), s.get_dtype()
+        return shapes, dtypes, meta
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from e
 
 
-def save_model(model: GramModel, folder: str, extra_config: dict = None) -> tuple:
-    """Write `model.safetensors` (bare layout) + `config.json` into `folder`, atomically per file."""
+def read_safetensors(path: str, keys=None) -> tuple:
+    """-> (state dict, metadata dict), only `keys` when given.  Clear errors for missing, pickled or
+    corrupt files."""
+    path = _check_path(path)
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            return {k: f.get_tensor(k) for k in (f.keys() if keys is None else keys)}, meta
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from e
+
+
+def load_encoder_file(path: str, config: GramConfig) -> GramEncoder:
+    """`load_encoder` reading only the encoder's tensors (and the front-end copies) from `path`; the
+    pretraining head is checked from the header and never read."""
+    shapes, _, _ = read_header(path)
+    layout = parse_keys(shapes)
+    head = {k: shapes[k] for k in layout.head_keys}
+    sd, _ = read_safetensors(path, list(layout.encoder_keys) + list(layout.mel_copies))
+    # the head's shapes are checked by load_encoder through zero-size stand-ins of the right shape
+    sd.update({k: torch.empty(s, device="meta") for k, s in head.items()})
+    return load_encoder(config, sd)
+
+
+def official_state_dict(model) -> dict:
+    """A GramEncoder's or a pretraining model's weights under the official key names."""
+    if hasattr(model, "official_state_dict"):
+        return model.official_state_dict()
+    return to_official(model.state_dict(), model.config.encoder)
+
+
+def save_model(model, folder: str, extra_config: dict = None) -> tuple:
+    """Write `model.safetensors` (official key names, no prefix) + `config.json` into `folder`,
+    atomically per file.  `model`: a `GramEncoder` (an encoder-only file) or training's pretraining
+    model (the full official set)."""
     os.makedirs(folder, exist_ok=True)
     cfg = {"format": FORMAT, "format_version": 1, "config": model.config.to_dict(), **(extra_config or {})}
-    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().cpu().contiguous() for k, v in official_state_dict(model).items()}
     w_path, c_path = os.path.join(folder, "model.safetensors"), os.path.join(folder, "config.json")
     with atomic_path(w_path) as tmp:  # also gives the file the usual 0644-style mode (safetensors makes 0600)
         save_file(sd, tmp, metadata={"format": FORMAT, "config": json.dumps(model.config.to_dict())})

@@ -51,7 +51,7 @@ def _convert(args):
             save_file({k: v.contiguous() for k, v in sd.items()}, tmp)
     except OutputError as e:
         _fail(str(e))
-    print(f"wrote {len(sd)} tensors ({layout} layout) to {args.output}")
+    print(f"wrote {len(sd)} tensors ({layout}) to {args.output}")
 
 
 def demo_clip(seconds: float = 4.0, sample_rate: int = 32000, itd_s: float = 4e-4):
@@ -72,13 +72,13 @@ def _smoke(args):
 
     from . import runtime
     from .checkpoint import save_model
-    from .model import VARIANTS, GramModel
+    from .model import VARIANTS, GramEncoder
 
     torch.manual_seed(0)
     cfg = VARIANTS[args.variant].config
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "weights")
-        save_model(GramModel(cfg), folder)  # random initial weights, official architecture
+        save_model(GramEncoder(cfg), folder)  # random initial weights, official architecture
         model = runtime.load_runtime(args.variant, folder)
         audio = demo_clip()[None]
         emb, ts = model.get_timestamp_embeddings(audio)

@@ -6,7 +6,8 @@ Implements gram_spec §3.2 (Mamba2 `MixerModel` as built by the official GRAM-M 
       -> 24 x [RMSNorm -> Mamba2 mixer] with a float32 residual stream
       -> final RMSNorm                                               -> (B, L, 768)
 
-Key names equal the official ones under `encoder_v.` (gram_spec Appendix A.3):
+Key names equal the official ones under `encoder_v.` (gram_spec Appendix A.3; the encoder holds it
+as `backbone.`, see checkpoint.RENAMES):
 `layers.{i}.norm.weight`, `layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, dt_bias,
 A_log, D, norm.weight, out_proj.weight}`, `norm_f.weight`.
 

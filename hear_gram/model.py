@@ -1,9 +1,9 @@
-"""GRAM model: front end, patching, encoder (ViT-B or Mamba2), MW-MAE decoder, masked-MSE loss.
+"""GRAM encoder: front end, patching, backbone (ViT-B or Mamba2) and pooling (gram_spec §1-3, §6).
 
-One definition serves inference (`forward_features` -> `pool`) and pretraining (`forward` with a
-mask -> loss).  Parameter names are the official Lightning-module keys of GRAM-T / GRAM-M
-(gram_spec §3.3, Appendix A), so an official checkpoint loads strictly after its wrapper prefix is
-removed (see `checkpoint.py`).
+`GramEncoder` is what inference needs (`forward_features` -> `pool`).  The pretraining head (MW-MAE
+decoder, masking, loss) wraps it in `training/pretrain_model.py`.  The encoder has one set of
+parameter names for both backbones; `checkpoint.py` maps the official Lightning-module keys of
+GRAM-T / GRAM-M (gram_spec §3.3, Appendix A) onto them with an explicit rename table.
 
 Shapes: a chunk is a log-mel (B, C, T=200, F=128) as the official code hands it over (time before
 frequency); `normalize` turns it into (B, C, F, T) and applies the parameter-free per-chunk
@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .decoder import DecoderBlock
 from .features import FLOAT32_EPS, LogMel, check_log_eps
-from .patching import grid_shape, patchify, sincos_2d
+from .patching import grid_shape, sincos_2d
 from .vit import TransformerEncoder
 
 STRATEGIES = ("raw", "mean", "cls")
@@ -35,6 +34,8 @@ class GramConfig:
     sample_rate: int = 32000
     n_mels: int = 128
     chunk_frames: int = 200  # 2 s at 100 frames/s
+    n_fft: int = 1024
+    hop_length: int = 320  # 10 ms at 32 kHz: 100 log-mel frames per second
     log_eps: float = FLOAT32_EPS  # ln(mel + eps); official HEAR runtime: float32 eps (gram_spec §9.1)
     dim: int = 768
     depth: int = 12
@@ -69,8 +70,8 @@ class GramConfig:
         def bad(name, what):
             raise ValueError(f"GramConfig {name}={getattr(self, name)!r}: {what}")
 
-        for name in ("in_channels", "sample_rate", "n_mels", "chunk_frames", "dim", "depth", "num_heads", "mlp_dim",
-                     "d_state", "d_conv", "expand", "headdim", "decoder_dim", "decoder_depth", "decoder_heads"):
+        for name in ("in_channels", "sample_rate", "n_mels", "chunk_frames", "n_fft", "hop_length", "dim", "depth",
+                     "num_heads", "mlp_dim", "d_state", "d_conv", "expand", "headdim", "decoder_dim", "decoder_depth", "decoder_heads"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 bad(name, "must be an integer")
@@ -109,6 +110,11 @@ class GramConfig:
     @property
     def patch_dim(self) -> int:
         return self.in_channels * self.patch[0] * self.patch[1]
+
+    @property
+    def token_ms(self) -> float:
+        """Duration of one token column (patch width in frames x hop)."""
+        return 1000.0 * self.patch[1] * self.hop_length / self.sample_rate
 
     @property
     def n_masked(self) -> int:
@@ -158,83 +164,37 @@ VARIANTS = {
 }
 
 
-def random_mask(batch: int, n_tokens: int, n_masked: int, generator: torch.Generator = None,
-                device=None) -> torch.Tensor:
-    """(batch, n_tokens) bool, True = masked: a uniformly random subset of `n_masked` tokens per row
-    (unstructured, gram_spec §5.1)."""
-    noise = torch.rand(batch, n_tokens, generator=generator, device=device)
-    ranks = noise.argsort(dim=1).argsort(dim=1)
-    return ranks < n_masked
+def front_end(c: GramConfig) -> LogMel:
+    """The config's log-mel front end (gram_spec §1.1).  Its tables are computed, never learned: built on
+    the CPU even inside a `torch.device("meta")` context (checkpoint.py builds encoders there)."""
+    with torch.device("cpu"):
+        return LogMel(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length, n_mels=c.n_mels,
+                      log_eps=c.log_eps)
 
 
-class GramModel(nn.Module):
-    """GRAM-T / GRAM-M encoder with its MW-MAE decoder (official parameter names)."""
+class GramEncoder(nn.Module):
+    """GRAM-T / GRAM-M encoder.  State-dict keys (both backbones): `melspec.*` (front-end tables),
+    `patch_embed.{weight,bias}`, `cls_token`, `pos_embed` (fixed sin-cos table with a zero CLS row),
+    `backbone.*` (`vit.TransformerEncoder` or `mamba2.MambaEncoder`)."""
 
     def __init__(self, config: GramConfig):
         super().__init__()
         self.config = c = config
-        gf, gt = c.grid
-        n = gf * gt
-        self.melspec = LogMel(c.sample_rate, n_mels=c.n_mels, log_eps=c.log_eps)
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(c.in_channels, c.dim, kernel_size=c.patch, stride=c.patch)
-        enc_pos = sincos_2d(c.dim, c.grid, n_cls=1)  # (1, 1 + N, D), CLS row zero
-        dec_pos = sincos_2d(c.decoder_dim, c.grid)  # (1, N, Dd), no CLS row
+        self.melspec = front_end(c)
+        self.patch_embed = nn.Conv2d(c.in_channels, c.dim, kernel_size=c.patch, stride=c.patch)
+        # GRAM-T draws its CLS token from N(0, 1), GRAM-M from N(0, 0.02^2) (gram_spec §7.4)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, c.dim))
+        if self.cls_token.device.type != "meta":  # (a meta build, checkpoint.py's, has no values to draw)
+            nn.init.normal_(self.cls_token, std=1.0 if c.encoder == "transformer" else 0.02)
+        self.register_buffer("pos_embed", sincos_2d(c.dim, c.grid, n_cls=1))  # (1, 1 + N, D), never trained
         if c.encoder == "transformer":
-            self.encoder = TransformerEncoder(enc_pos, c.dim, c.depth, c.num_heads, c.mlp_dim)
-            self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim))  # N(0, 1) as the official GRAM-T
-            # GRAM-T registers its mask token as a buffer: it is never trained (gram_spec §9.13).
-            self.register_buffer("mask_token", torch.randn(1, 1, c.decoder_dim) * 0.02)
-            self.register_buffer("decoder_pos_embed", dec_pos)
-            self.decoder_blocks = self._decoder_blocks()
+            self.backbone = TransformerEncoder(c.dim, c.depth, c.num_heads, c.mlp_dim)
+            init_linear(self)  # xavier-uniform Linear weights, zero bias (gram_spec §7.4)
         else:
-            from .mamba2 import MambaEncoder
+            from .mamba2 import MambaEncoder  # the Mamba mixers keep their own initialisation
 
-            self.register_buffer("encoder_pos_embed", enc_pos)
-            self.encoder_v = MambaEncoder(c.dim, c.depth, c.d_state, c.d_conv, c.expand, c.headdim)
-            self.encoder_norm = nn.LayerNorm(c.dim)  # present in official checkpoints, unused (§3.2)
-            self.cls_token = nn.Parameter(torch.randn(1, 1, c.dim) * 0.02)
-            self.mask_token = nn.Parameter(torch.randn(1, 1, c.decoder_dim) * 0.02)
-            self.register_buffer("decoder_pos_embed", dec_pos)
-            self.decoder_v = self._decoder_blocks()
-        self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
-        self.decoder_norm = nn.LayerNorm(c.decoder_dim)
-        self.spec_pred = nn.Sequential(nn.Linear(c.decoder_dim, c.patch_dim))
-        self._init_linear()
+            self.backbone = MambaEncoder(c.dim, c.depth, c.d_state, c.d_conv, c.expand, c.headdim)
 
-    def _decoder_blocks(self) -> nn.ModuleList:
-        c = self.config
-        return nn.ModuleList(DecoderBlock(c.decoder_dim, c.decoder_heads, c.decoder_windows)
-                             for _ in range(c.decoder_depth))
-
-    def _init_linear(self):
-        # GRAM-T: xavier-uniform Linear weights, zero bias (gram_spec §7.4); the Mamba mixers keep
-        # their own initialisation.
-        skip = set(self.encoder_v.modules()) if self.config.encoder == "mamba" else set()
-        for m in self.modules():
-            if isinstance(m, nn.Linear) and m not in skip:
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    # -- views that hide the per-encoder attribute names ------------------------------------------
-    @property
-    def encoder_pos(self) -> torch.Tensor:
-        return self.encoder.pos_embedding if self.config.encoder == "transformer" else self.encoder_pos_embed
-
-    @property
-    def encoder_body(self) -> nn.Module:
-        return self.encoder if self.config.encoder == "transformer" else self.encoder_v
-
-    @property
-    def decoder_layers(self) -> nn.ModuleList:
-        return self.decoder_blocks if self.config.encoder == "transformer" else self.decoder_v
-
-    @property
-    def n_blocks(self) -> int:
-        return self.config.depth
-
-    # -- encoder ----------------------------------------------------------------------------------
     def normalize(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, C, T, F) log-mel chunk -> (B, C, F, T), parameter-free LayerNorm over (C, F, T), eps 1e-5."""
         c = self.config
@@ -244,59 +204,47 @@ class GramModel(nn.Module):
         x = logmel.transpose(2, 3).float()
         return F.layer_norm(x, x.shape[1:], eps=1e-5)
 
-    def forward_encoder(self, x: torch.Tensor, mask: torch.Tensor = None, n_blocks: int = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, mask: torch.Tensor = None, layer: int = None) -> torch.Tensor:
         """x (B, C, F, T) normalised -> tokens (B, 1 + N_visible, D) after the final norm.
-        mask (B, N) bool, True = masked: masked tokens are removed before the encoder (MAE, §5.2)."""
-        pos = self.encoder_pos
-        tok = self.patch_embed.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
-        tok = tok + pos[:, 1:, :]
+        mask (B, N) bool, True = masked: masked tokens are removed before the backbone (MAE, §5.2).
+        `layer=k` runs only the first k blocks (negative: counted from the end), then the final norm."""
+        tok = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]  # (B, N, D)
         if mask is not None:
             b, _, d = tok.shape
             tok = tok[~mask].reshape(b, -1, d)  # row-major boolean indexing keeps token order
-        cls = (self.cls_token + pos[:, :1, :]).expand(tok.shape[0], -1, -1)
-        return self.encoder_body(torch.cat([cls, tok], dim=1), n_blocks=n_blocks)
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(tok.shape[0], -1, -1)
+        return self.backbone(torch.cat([cls, tok], dim=1), n_blocks=layer)
 
     def forward_features(self, logmel: torch.Tensor, layer: int = None) -> torch.Tensor:
         """Log-mel chunks (B, C, 200, 128) -> all tokens (B, 1 + N, D).  `layer=k` stops after the first
         k blocks (negative: counted from the end) and still applies the final norm (gram_spec §6.6)."""
-        return self.forward_encoder(self.normalize(logmel), n_blocks=layer)
+        return self.encode(self.normalize(logmel), layer=layer)
 
-    def pool(self, tokens: torch.Tensor, strategy: str) -> torch.Tensor:
+    def pool(self, tokens: torch.Tensor, strategy: str, valid: torch.Tensor = None) -> torch.Tensor:
         """tokens (B, 1 + N, D) -> per-chunk output (gram_spec §6.3):
-        raw (B, T', F' * D) with feature index f * D + d; mean (B, D) over patch tokens; cls (B, D)."""
+        raw (B, T', F' * D) with feature index f * D + d; mean (B, D) over patch tokens; cls (B, D).
+        `valid` (T',) or (B, T') bool: for `mean`, average only the token columns marked True."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if valid is not None and strategy != "mean":
+            raise ValueError(f"valid= applies to the 'mean' strategy only, not {strategy!r}")
         if strategy == "cls":
             return tokens[:, 0]
-        patches = tokens[:, 1:]
-        if strategy == "mean":
-            return patches.mean(dim=1)
+        gf, gt = self.config.grid
+        b, _, d = tokens.shape
+        patches = tokens[:, 1:].reshape(b, gf, gt, d)
         if strategy == "raw":
-            gf, gt = self.config.grid
-            b, _, d = patches.shape
-            return patches.reshape(b, gf, gt, d).permute(0, 2, 1, 3).reshape(b, gt, gf * d)
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+            return patches.permute(0, 2, 1, 3).reshape(b, gt, gf * d)
+        if valid is None:
+            return patches.mean(dim=(1, 2))
+        w = valid.to(patches.dtype).expand(b, gt)  # (B, T')
+        return (patches.mean(dim=1) * w[..., None]).sum(1) / w.sum(1, keepdim=True)
 
-    # -- pretraining ------------------------------------------------------------------------------
-    def forward_decoder(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """latent (B, 1 + N_vis, D), mask (B, N) -> prediction (B, N, C * fs * ts) for every patch."""
-        e = self.decoder_embed(latent)[:, 1:]  # the CLS output is dropped (gram_spec §4.1)
-        b, n = mask.shape
-        z = self.mask_token.to(e.dtype).expand(b, n, -1).clone()
-        z[~mask] = e.reshape(-1, e.shape[-1])
-        z = z + self.decoder_pos_embed
-        for blk in self.decoder_layers:
-            z = blk(z)
-        return self.spec_pred(self.decoder_norm(z))
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """MSE on masked patches only, times in_channels (gram_spec §5.3)."""
-        per_patch = (pred.float() - target.float()).pow(2).mean(dim=-1)  # (B, N)
-        m = mask.float()
-        return self.config.in_channels * (per_patch * m).sum() / m.sum()
-
-    def forward(self, logmel: torch.Tensor, mask: torch.Tensor):
-        """Masked-autoencoder step: log-mel chunks (B, C, 200, 128), mask (B, N) bool ->
-        (loss, prediction (B, N, P), target patches (B, N, P))."""
-        x = self.normalize(logmel)
-        target = patchify(x, self.config.patch)
-        pred = self.forward_decoder(self.forward_encoder(x, mask), mask)
-        return self.loss(pred, target, mask), pred, target
+def init_linear(module: nn.Module) -> None:
+    """GRAM-T initialisation of every `nn.Linear` in `module`: xavier-uniform weight, zero bias (§7.4)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -33,7 +33,7 @@ from torch import nn
 
 from . import checkpoint, hub
 from .features import check_log_eps
-from .model import STRATEGIES, VARIANTS, GramConfig, GramModel
+from .model import STRATEGIES, VARIANTS, GramConfig, GramEncoder
 
 # Largest accepted |sample|: a bin of the 1024-point Hann STFT has power at most (512 * peak)^2, which the
 # float32 power spectrum holds up to a peak of 3.6e16; beyond it the log-mel is inf or NaN and so are the
@@ -99,13 +99,14 @@ class GramRuntime(nn.Module):
     `strategy`, `layer`, `compat`, `variant`.
     """
 
-    def __init__(self, model: GramModel, variant: str, strategy: str = "raw", layer: int = None,
+    def __init__(self, model: GramEncoder, variant: str, strategy: str = "raw", layer: int = None,
                  compat: bool = False, max_chunks: int = 32, precision: str = "fp32", out_dtype: str = "fp32"):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if layer is not None and not -model.n_blocks <= layer <= model.n_blocks:
-            raise ValueError(f"layer={layer} is outside [-{model.n_blocks}, {model.n_blocks}]")
+        depth = model.config.depth
+        if layer is not None and not -depth <= layer <= depth:
+            raise ValueError(f"layer={layer} is outside [-{depth}, {depth}]")
         if max_chunks < 1:
             raise ValueError("max_chunks must be >= 1")
         if precision not in PRECISIONS:
@@ -212,7 +213,7 @@ class GramRuntime(nn.Module):
         """-> (padded length, chunk starts, n output frames X) for the default runtime."""
         c = self.config
         tok = c.patch[1]
-        hop_ms = 1000.0 * self.model.melspec.hop_length / self.sample_rate
+        hop_ms = 1000.0 * c.hop_length / c.sample_rate
         dur_ms = 1000.0 * n_samples / self.sample_rate
         # token g covers frames [g*tok, (g+1)*tok); its centre is at (g*tok + (tok-1)/2) frames.
         x_out = math.floor((dur_ms / hop_ms - (tok - 1) / 2) / tok) + 1
@@ -231,8 +232,9 @@ class GramRuntime(nn.Module):
 
     def token_centres_ms(self, tokens: torch.Tensor) -> torch.Tensor:
         """Centre (ms) of token-time indices: token g covers frames [g*tok, (g+1)*tok) at 10 ms each."""
-        tok = self.config.patch[1]
-        hop_ms = 1000.0 * self.model.melspec.hop_length / self.sample_rate
+        c = self.config
+        tok = c.patch[1]
+        hop_ms = 1000.0 * c.hop_length / c.sample_rate
         return (tokens.to(torch.float64) * tok + (tok - 1) / 2) * hop_ms
 
     # -- encoder over chunks ------------------------------------------------------------------------
@@ -275,10 +277,7 @@ class GramRuntime(nn.Module):
         """Tokens (m, 1 + N, D) -> per-chunk output: raw (m, T', F'*D); mean/cls (m, D).  `valid` (m, T')
         marks the token columns inside the clip for the default runtime's `mean` (None: all)."""
         if self.strategy == "mean" and valid is not None and not self.compat:
-            c = self.config
-            col = tokens[:, 1:].reshape(tokens.shape[0], c.grid[0], c.grid[1], c.dim).mean(dim=1)
-            w = valid.to(col.device, col.dtype)
-            return (col * w[:, :, None]).sum(1) / w.sum(1)[:, None]
+            return self.model.pool(tokens, "mean", valid=valid.to(tokens.device))
         return self.model.pool(tokens, self.strategy)
 
     def _columns(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -410,8 +409,8 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
         raise ValueError("use_mwmae_decoder=false: only the MW-MAE decoder layout exists (gram_spec §3.4)")
     weights, config_json = hub.resolve_weights(model_file_path, v, revision=options.get("revision"),
                                                repo_id=options.get("repo_id"))
-    sd, meta = checkpoint.read_safetensors(weights)
-    cfg = checkpoint.config_from_files(meta, config_json) or checkpoint.infer_config(sd, base=v.config)
+    shapes, _, meta = checkpoint.read_header(weights)
+    cfg = checkpoint.config_from_files(meta, config_json) or checkpoint.infer_config(shapes, base=v.config)
     if cfg.encoder != v.config.encoder or cfg.patch != v.config.patch:
         kind = {"transformer": "GRAM-T", "mamba": "GRAM-M"}[cfg.encoder]
         match = [name for name, x in VARIANTS.items() if (x.config.encoder, x.config.patch) == (cfg.encoder, cfg.patch)]
@@ -422,8 +421,7 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
         raise ValueError(f"in_channels={options['in_channels']} but the weights are for {cfg.in_channels} channels")
     if options.get("log_eps") is not None:
         cfg = GramConfig(**{**cfg.to_dict(), "log_eps": check_log_eps(options["log_eps"], "option log_eps")})
-    model = GramModel(cfg)
-    checkpoint.load_into(model, sd)
+    model = checkpoint.load_encoder_file(weights, cfg)
     return GramRuntime(model, variant, strategy=str(options.get("strategy") or v.default_strategy),
                        layer=_as_int("layer", options.get("layer")),
                        compat=_as_bool("compat", options.get("compat", False)),

@@ -4,11 +4,9 @@ Pre-norm blocks u = x + Attn(LN1(x)); x = u + MLP(LN2(u)); LayerNorm eps 1e-6, e
 projection with bias ([q; k; v] rows, as `nn.MultiheadAttention`), no dropout, no layer-scale.
 Attention runs through `scaled_dot_product_attention` (fused kernels where the backend has them).
 
-State-dict keys (under the model's `encoder.` prefix): `pos_embedding`,
-`layers.encoder_layer_{i}.{ln_1,self_attention,ln_2,mlp.0,mlp.3}.*`, `ln.*`.
+State-dict keys (under the encoder's `backbone.` prefix): `layers.{i}.{ln_1,self_attention,ln_2,mlp.0,mlp.3}.*`,
+`ln.*` (official: `encoder.layers.encoder_layer_{i}.*`, `encoder.ln.*`; renamed by `checkpoint.py`).
 """
-
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -51,25 +49,18 @@ class EncoderBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """12 x EncoderBlock + final LayerNorm; owns the fixed positional table `pos_embedding`."""
+    """12 x EncoderBlock + final LayerNorm."""
 
-    def __init__(self, pos_embedding: torch.Tensor, dim: int = 768, depth: int = 12, num_heads: int = 12,
-                 mlp_dim: int = 3072, eps: float = 1e-6):
+    def __init__(self, dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_dim: int = 3072,
+                 eps: float = 1e-6):
         super().__init__()
-        # Fixed sin-cos table; stored in checkpoints, never trained (gram_spec §2.4).
-        self.register_buffer("pos_embedding", pos_embedding)
-        self.layers = nn.Sequential(OrderedDict(
-            (f"encoder_layer_{i}", EncoderBlock(dim, num_heads, mlp_dim, eps)) for i in range(depth)))
+        self.layers = nn.ModuleList(EncoderBlock(dim, num_heads, mlp_dim, eps) for _ in range(depth))
         self.ln = nn.LayerNorm(dim, eps=eps)
-
-    @property
-    def pos(self) -> torch.Tensor:
-        return self.pos_embedding
 
     def forward(self, x: torch.Tensor, n_blocks: int = None) -> torch.Tensor:
         """x (B, L, D) with CLS and positions already added -> (B, L, D) after the final norm.
         `n_blocks`: run only `layers[:n_blocks]` (Python slice semantics), then the final norm
         (the official `layer` option, gram_spec §6.6)."""
-        for blk in list(self.layers)[:n_blocks]:
+        for blk in self.layers[:n_blocks]:
             x = blk(x)
         return self.ln(x)

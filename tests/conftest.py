@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from hear_gram.model import GramConfig, GramModel
+from hear_gram.model import GramConfig, GramEncoder
 
 import official_fixtures
 from official_fixtures import OFFICIAL  # noqa: F401  (re-exported for the tests)
@@ -62,4 +62,4 @@ def tiny_config(**kw):
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)
-    return GramModel(tiny_config()).eval()
+    return GramEncoder(tiny_config()).eval()

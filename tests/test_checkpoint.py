@@ -7,11 +7,11 @@ from safetensors.torch import save_file
 
 import hear_gram.gram_t_patch as gtp
 import hear_gram.gram_t_time as gtt
-from hear_gram.checkpoint import (CheckpointError, detect_layout, infer_config, load_into, read_safetensors,
-                                  save_model, to_model_keys)
-from hear_gram.model import VARIANTS, GramModel
+from hear_gram.checkpoint import (RENAMES, CheckpointError, from_official, head_shapes, infer_config, load_encoder,
+                                  parse_keys, read_safetensors, save_model, to_official)
+from hear_gram.model import VARIANTS, GramEncoder
 
-from conftest import official_state_dict, tiny_config
+from conftest import OFFICIAL, official_state_dict, tiny_config
 
 
 def _layouts(sd):
@@ -25,38 +25,61 @@ def test_every_official_layout_loads_to_the_same_weights():
     sd = official_state_dict("gramt_frame")
     ref = None
     for name, layout in _layouts(sd).items():
-        m = GramModel(VARIANTS["gram_t_patch"].config)
-        load_into(m, layout)
-        w = m.state_dict()["encoder.layers.encoder_layer_11.mlp.3.weight"]
+        m = load_encoder(VARIANTS["gram_t_patch"].config, layout)
+        w = m.state_dict()["backbone.layers.11.mlp.3.weight"]
         assert torch.equal(w, sd["model.encoder.layers.encoder_layer_11.mlp.3.weight"]), name
         if ref is not None:
             assert all(torch.equal(a, b) for a, b in zip(ref.values(), m.state_dict().values()))
         ref = m.state_dict()
-    assert detect_layout(_layouts(sd)["hub"]) == "hub"
+    assert parse_keys(_layouts(sd)["hub"]).prefix == "encoder.model."
+
+
+@pytest.mark.parametrize("v", sorted(OFFICIAL))
+def test_rename_table_and_dropped_keys(v):
+    """Official keys -> encoder + head: the head is exactly the pretraining-only table, the encoder
+    exactly GramEncoder's keys, and renaming back gives the official names."""
+    sd = official_state_dict(v)
+    cfg = VARIANTS[OFFICIAL[v]].config
+    enc, head, layout = from_official(sd)
+    assert layout.prefix == "model." and layout.backbone == cfg.encoder
+    assert {k: tuple(t.shape) for k, t in head.items()} == head_shapes(cfg)
+    with torch.device("meta"):
+        own = GramEncoder(cfg).state_dict()
+    assert {k: tuple(t.shape) for k, t in enc.items()} == {k: tuple(t.shape) for k, t in own.items()}
+    inner = {k[len("model."):] for k in sd if k.startswith("model.")}
+    assert set(to_official({**enc, **head}, cfg.encoder)) == inner
+    assert len(RENAMES[cfg.encoder]) >= 3
+
+
+def test_inference_loads_only_the_encoder(official_files):
+    rt = gtp.load_model(official_files("gramt_frame"))
+    n = sum(p.numel() for p in rt.parameters())
+    assert n == 85_254_144  # 111.0 M with the decoder (gram_spec §3.1)
+    assert not any("decoder" in k or k == "mask_token" for k in rt.model.state_dict())
 
 
 def test_missing_unexpected_and_wrong_shape_keys_are_named():
     sd = {k[len("model."):]: v for k, v in official_state_dict("gramt_time").items() if k.startswith("model.")}
-    model = GramModel(VARIANTS["gram_t_time"].config)
+    cfg = VARIANTS["gram_t_time"].config
     broken = dict(sd)
     del broken["encoder.layers.encoder_layer_3.ln_2.bias"]
-    with pytest.raises(CheckpointError, match="encoder_layer_3.ln_2.bias"):
-        load_into(model, broken)
+    with pytest.raises(CheckpointError, match=r"missing keys \(1\): encoder.layers.encoder_layer_3.ln_2.bias"):
+        load_encoder(cfg, broken)
     extra = dict(sd, **{"encoder.layers.encoder_layer_12.ln_1.weight": torch.ones(768)})
     with pytest.raises(CheckpointError, match="unexpected keys.*encoder_layer_12"):
-        load_into(model, extra)
+        load_encoder(cfg, extra)
     wrong = dict(sd, **{"spec_pred.0.bias": torch.zeros(3)})
     with pytest.raises(CheckpointError, match=r"spec_pred.0.bias: checkpoint \(3,\)"):
-        load_into(model, wrong)
+        load_encoder(cfg, wrong)
     with pytest.raises(CheckpointError, match="not a GRAM checkpoint"):
-        load_into(model, {"foo.weight": torch.zeros(1)})
+        load_encoder(cfg, {"foo.weight": torch.zeros(1)})
 
 
 def test_mel_buffers_in_a_checkpoint_must_match_the_recipe():
     sd = {k[len("model."):]: v for k, v in official_state_dict("gramt_time").items() if k.startswith("model.")}
     sd["melspec.mel_scale.fb"] = sd["melspec.mel_scale.fb"] * 2
     with pytest.raises(CheckpointError, match="melspec.mel_scale.fb differs"):
-        load_into(GramModel(VARIANTS["gram_t_time"].config), sd)
+        load_encoder(VARIANTS["gram_t_time"].config, sd)
 
 
 def test_infer_config_from_official_shapes():
@@ -66,7 +89,7 @@ def test_infer_config_from_official_shapes():
 
 def test_own_export_round_trip(tmp_path):
     torch.manual_seed(1)
-    m = GramModel(tiny_config())
+    m = GramEncoder(tiny_config())
     w, c = save_model(m, str(tmp_path / "export"))
     cfg = json.load(open(c))
     assert cfg["format"] == "hear_gram" and cfg["config"]["dim"] == 64
@@ -74,7 +97,8 @@ def test_own_export_round_trip(tmp_path):
     for k, v in m.state_dict().items():
         assert torch.equal(rt.model.state_dict()[k], v), k
     sd, meta = read_safetensors(w)
-    assert set(sd) == set(m.state_dict()) and meta["format"] == "hear_gram"
+    assert set(sd) == set(to_official(m.state_dict(), "transformer")) and meta["format"] == "hear_gram"
+    assert "encoder.layers.encoder_layer_0.ln_1.weight" in sd  # exports carry the official names
 
 
 def test_bad_files_give_clear_errors(tmp_path, official_files):
@@ -110,7 +134,7 @@ def test_saved_weights_get_the_same_file_mode_as_the_config(tmp_path):
     """Issue 11 finding 15: safetensors creates its file 0600; an export is shared, like its config.json."""
     old = os.umask(0o022)
     try:
-        w, c = save_model(GramModel(tiny_config()), str(tmp_path / "export"))
+        w, c = save_model(GramEncoder(tiny_config()), str(tmp_path / "export"))
     finally:
         os.umask(old)
     assert oct(os.stat(w).st_mode & 0o777) == oct(os.stat(c).st_mode & 0o777) == "0o644"

@@ -10,7 +10,7 @@ import torch
 from hear_gram import cli
 from hear_gram.audio import read_audio, resample
 from hear_gram.checkpoint import save_model
-from hear_gram.model import GramModel
+from hear_gram.model import GramEncoder
 from hear_gram.runtime import load_runtime
 
 from conftest import tiny_config
@@ -33,7 +33,7 @@ def test_resample_removes_what_the_new_rate_cannot_hold():
 @pytest.fixture
 def weights(tmp_path):
     torch.manual_seed(0)
-    w, _ = save_model(GramModel(tiny_config()), str(tmp_path / "w"))
+    w, _ = save_model(GramEncoder(tiny_config()), str(tmp_path / "w"))
     return str(tmp_path / "w")
 
 
@@ -62,15 +62,17 @@ def test_embed_files_and_folders_skipping_bad_ones(tmp_path, weights, capsys):
 
 
 def test_convert_lightning_checkpoint(tmp_path, weights):
-    m = GramModel(tiny_config())
-    torch.save({"state_dict": m.state_dict(), "global_step": 5}, str(tmp_path / "step=5.ckpt"))
+    from training.pretrain_model import PretrainModel
+
+    m = PretrainModel(tiny_config())  # a Lightning checkpoint holds the whole model, official names
+    torch.save({"state_dict": m.official_state_dict(), "global_step": 5}, str(tmp_path / "step=5.ckpt"))
     cli.main(["convert", str(tmp_path / "step=5.ckpt"), str(tmp_path / "model.safetensors")])
     # the converted file carries no config: give the architecture through a folder with config.json
     import shutil
 
     shutil.copy(str(tmp_path / "w" / "config.json"), str(tmp_path / "config.json"))
     rt = load_runtime("gram_t_patch", str(tmp_path / "model.safetensors"))
-    assert torch.equal(rt.model.cls_token, m.cls_token)
+    assert torch.equal(rt.model.cls_token, m.encoder.cls_token)
 
 
 def test_smoke_command(capsys):
@@ -182,9 +184,11 @@ def test_embed_reports_a_truncated_wav(tmp_path, weights, capsys):
 
 
 def test_convert_refuses_to_replace_its_output_or_input(tmp_path):
-    m = GramModel(tiny_config())
+    from hear_gram.checkpoint import official_state_dict
+
+    m = GramEncoder(tiny_config())
     ckpt = tmp_path / "m.ckpt"
-    torch.save({"state_dict": m.state_dict()}, str(ckpt))
+    torch.save({"state_dict": official_state_dict(m)}, str(ckpt))
     (tmp_path / "out.safetensors").write_bytes(b"keep")
     with pytest.raises(SystemExit, match="exists; pass --overwrite"):
         cli.main(["convert", str(ckpt), str(tmp_path / "out.safetensors")])

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from hear_gram.checkpoint import save_model
-from hear_gram.model import GramModel
+from hear_gram.model import GramEncoder
 
 import hear_tasks
 from conftest import REPO, tiny_config
@@ -55,7 +55,7 @@ def test_heareval_embeddings_and_predictions_solve_easy_tasks(tmp_path):
     hear_tasks.write_task(tasks, "bands", sizes=(16, 8, 8))
     hear_tasks.write_task(tasks, "sides", sizes=(24, 12, 12))
     torch.manual_seed(0)
-    weights, _ = save_model(GramModel(tiny_config()), str(tmp_path / "weights"))
+    weights, _ = save_model(GramEncoder(tiny_config()), str(tmp_path / "weights"))
 
     run(["-m", "heareval.embeddings.runner", "hear_gram.gram_t_patch", "--model", weights,
          "--tasks-dir", str(tasks), "--task", "all", "--embeddings-dir", "embeddings"], tmp_path)

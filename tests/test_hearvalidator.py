@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hear_gram.checkpoint import save_model
-from hear_gram.model import VARIANTS, GramModel
+from hear_gram.model import VARIANTS, GramEncoder
 
 from conftest import REPO, tiny_config
 
@@ -29,7 +29,7 @@ def test_hearvalidator_passes(variant, tmp_path):
     cfg = VARIANTS[variant].config
     small = tiny_config(patch=cfg.patch, decoder_windows=cfg.decoder_windows, encoder=cfg.encoder,
                         d_state=16, headdim=16)
-    w, _ = save_model(GramModel(small), str(tmp_path / variant))
+    w, _ = save_model(GramEncoder(small), str(tmp_path / variant))
     r = subprocess.run([HEAR_PY, os.path.join(REPO, "heareval_env", "validate.py"), f"hear_gram.{variant}",
                         "--model", w, "--device", "cpu"], env=hear_env(), capture_output=True, text=True,
                        timeout=900)

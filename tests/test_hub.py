@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hear_gram.checkpoint import save_model
-from hear_gram.model import GramModel
+from hear_gram.model import GramEncoder
 
 from conftest import REPO, tiny_config
 
@@ -36,7 +36,7 @@ def _run(code, cache, offline=True):
 @pytest.fixture
 def cache(tmp_path):
     torch.manual_seed(3)
-    m = GramModel(tiny_config())
+    m = GramEncoder(tiny_config())
     save_model(m, str(tmp_path / "export"))
     root = tmp_path / "hub"
     _make_cache(root, "labhamlet/gramt-binaural", str(tmp_path / "export"))

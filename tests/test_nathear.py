@@ -248,11 +248,11 @@ def test_report_random_column_can_match_the_trained_architecture(tmp_path):
 
     from conftest import tiny_config
     from hear_gram.checkpoint import save_model
-    from hear_gram.model import GramModel
+    from hear_gram.model import GramEncoder
     from training import report
 
     torch.manual_seed(5)
-    trained = GramModel(tiny_config(dim=32, mlp_dim=64))
+    trained = GramEncoder(tiny_config(dim=32, mlp_dim=64))
     save_model(trained, str(tmp_path / "trained"))
     embed = report.random_embedder("gram_t_patch", "same", str(tmp_path / "random"), str(tmp_path / "trained"))
     out = embed(torch.zeros(1, 2, 32000))

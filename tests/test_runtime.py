@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hear_gram.model import TIME, GramModel
+from hear_gram.model import TIME, GramEncoder
 from hear_gram.runtime import GramRuntime
 
 from conftest import rel_err, tiny_config
@@ -15,7 +15,7 @@ SR = 32000
 def runtime(strategy="raw", time=False, compat=False, **kw):
     torch.manual_seed(0)
     cfg = tiny_config(**(TIME if time else {}))
-    return GramRuntime(GramModel(cfg), "gram_t_time" if time else "gram_t_patch", strategy=strategy,
+    return GramRuntime(GramEncoder(cfg), "gram_t_time" if time else "gram_t_patch", strategy=strategy,
                        compat=compat, **kw)
 
 
@@ -167,10 +167,10 @@ def test_gram_m_cls_does_not_depend_on_the_audio_and_warns():
     torch.manual_seed(0)
     cfg = tiny_config(encoder="mamba", d_state=16, headdim=16)
     with pytest.warns(UserWarning, match="does not depend on the audio"):
-        rt = GramRuntime(GramModel(cfg), "gram_m_patch", strategy="cls")
+        rt = GramRuntime(GramEncoder(cfg), "gram_m_patch", strategy="cls")
     a, b = rt.get_scene_embeddings(noise(1, 2, SR, seed=1)), rt.get_scene_embeddings(noise(1, 2, SR, seed=2))
     assert torch.allclose(a, b, atol=1e-6)
-    mean = GramRuntime(GramModel(cfg), "gram_m_patch", strategy="mean")
+    mean = GramRuntime(GramEncoder(cfg), "gram_m_patch", strategy="mean")
     assert not torch.allclose(mean.get_scene_embeddings(noise(1, 2, SR, seed=1)),
                               mean.get_scene_embeddings(noise(1, 2, SR, seed=2)), atol=1e-4)
 
@@ -204,8 +204,8 @@ def test_log_eps_must_be_a_finite_positive_number(tmp_path, eps):
     with pytest.raises(ValueError, match=r"log_eps=.* (must be a finite number > 0|is not a number)"):
         LogMel(log_eps=eps)
     with pytest.raises(ValueError, match=r"log_eps=.* (must be a finite number > 0|is not a number)"):
-        GramModel(tiny_config(log_eps=eps))
-    save_model(GramModel(tiny_config()), str(tmp_path))
+        GramEncoder(tiny_config(log_eps=eps))
+    save_model(GramEncoder(tiny_config()), str(tmp_path))
     with pytest.raises(ValueError, match=r"option log_eps=.* (must be a finite number > 0|is not a number)"):
         load_runtime("gram_t_patch", str(tmp_path), log_eps=eps)
     assert load_runtime("gram_t_patch", str(tmp_path), log_eps="1e-5").config.log_eps == 1e-5
@@ -247,7 +247,7 @@ def test_runtime_options_are_validated(tmp_path, option, value, match):
     from hear_gram.checkpoint import save_model
     from hear_gram.runtime import load_runtime
 
-    save_model(GramModel(tiny_config()), str(tmp_path))
+    save_model(GramEncoder(tiny_config()), str(tmp_path))
     with pytest.raises(ValueError, match=match):
         load_runtime("gram_t_patch", str(tmp_path), **{option: value})
     assert load_runtime("gram_t_patch", str(tmp_path), compat=1, layer="1").compat is True

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hear_gram.model import TIME, GramModel
+from hear_gram.model import TIME, GramEncoder
 from hear_gram.runtime import GramRuntime
 
 from conftest import rel_err, tiny_config
@@ -15,7 +15,7 @@ SR = 32000
 def runtime(strategy="raw", time=False, in_channels=2, **kw):
     torch.manual_seed(0)
     cfg = tiny_config(**(TIME if time else {}), in_channels=in_channels)
-    return GramRuntime(GramModel(cfg), "gram_t_time" if time else "gram_t_patch", strategy=strategy, **kw)
+    return GramRuntime(GramEncoder(cfg), "gram_t_time" if time else "gram_t_patch", strategy=strategy, **kw)
 
 
 def noise(*shape, seed=0):

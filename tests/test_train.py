@@ -124,7 +124,7 @@ def test_export_round_trip(ci_run, tmp_path):
     rt = gtp.load_model(str(tmp_path / "export"))
     assert rt.model.config.log_eps == 1e-5  # inference uses the eps the weights were trained with
     trained, _ = export_mod.load_training_model(str(run))
-    for k, v in trained.state_dict().items():
+    for k, v in trained.encoder.state_dict().items():
         assert torch.equal(rt.model.state_dict()[k], v), k
 
 

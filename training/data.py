@@ -2,8 +2,8 @@
 
     stream = CropStream(SceneConfig.preset("smoke"), gram_cfg, clips=32, crops_per_clip=16, seed=0, rank=0,
                         device="cpu")
-    x, mask = stream.next_batch(model.melspec)
-    # x: (clips * crops_per_clip, C, 200, 128) float32 log-mel crops (time before frequency, as GramModel takes them)
+    x, mask = stream.next_batch(model.encoder.melspec)
+    # x: (clips * crops_per_clip, C, 200, 128) float32 log-mel crops (time before frequency, as the encoder takes them)
     # mask: (clips * crops_per_clip, N) bool, True = masked, exactly round(mask_ratio * N) per row (§5.1)
 
 Per step (gram_spec §7.3, steps 2-4):
@@ -14,7 +14,7 @@ Per step (gram_spec §7.3, steps 2-4):
    `input_frames` = 1024 frames as the official `pad_or_truncate_batch`.
 3. `crops_per_clip` start frames per clip ~ U{0 .. input_frames - 200} (crops may overlap and may include the
    padded tail, as in the official code), gathered to (B * K, C, 200, 128) and shuffled across clips.
-4. Masks: i.i.d. uniformly random subsets of the tokens (`hear_gram.model.random_mask`).
+4. Masks: i.i.d. uniformly random subsets of the tokens (`training.pretrain_model.random_mask`).
 
 Per-rank data: every rank builds the same BRIR bank and embedded source pool (seed `seed`, so a run's rooms
 do not depend on the world size), but draws its scenes, crops and masks from its own stream seeded by
@@ -33,7 +33,9 @@ import queue
 import numpy as np
 import torch
 
-from hear_gram.model import GramConfig, random_mask
+from hear_gram.model import GramConfig
+
+from .pretrain_model import random_mask
 
 from .scenes import SceneConfig, SceneSynth
 

@@ -23,9 +23,10 @@ import torch
 
 from hear_gram.checkpoint import save_model
 from training import model_card
-from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.model import VARIANTS, GramConfig
 from hear_gram.runtime import GramRuntime, load_runtime
 from hear_gram.outputs import OutputError
+from training.pretrain_model import PretrainModel
 from training.train import CKPT_NAME, RunError, read_checkpoint
 
 EXPORTED = ("model.safetensors", "config.json")
@@ -40,11 +41,11 @@ def variant_of(cfg: GramConfig) -> str:
 
 
 def load_training_model(path: str) -> tuple:
-    """A run folder or its ckpt.pt -> (GramModel in eval mode, checkpoint dict)."""
+    """A run folder or its ckpt.pt -> (PretrainModel in eval mode, checkpoint dict)."""
     ckpt_path = os.path.join(path, CKPT_NAME) if os.path.isdir(path) else path
     ckpt = read_checkpoint(ckpt_path)
-    model = GramModel(GramConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"], strict=True)
+    model = PretrainModel(GramConfig.from_dict(ckpt["model_config"]))
+    model.load_official_state_dict(ckpt["model"])
     return model.eval(), ckpt
 
 
@@ -62,13 +63,13 @@ def training_summary(ckpt: dict) -> dict:
 
 
 @torch.no_grad()
-def round_trip_error(model: GramModel, folder: str, seconds: float = 3.0, seed: int = 0) -> float:
+def round_trip_error(model: PretrainModel, folder: str, seconds: float = 3.0, seed: int = 0) -> float:
     """Max |embedding difference| between the training model and the exported folder loaded by hear_gram
     (timestamp and scene embeddings of a random binaural clip)."""
     variant = variant_of(model.config)
     g = torch.Generator().manual_seed(seed)
     audio = 0.1 * torch.randn(2, 2, int(seconds * model.config.sample_rate), generator=g)
-    ref = GramRuntime(model, variant).eval()
+    ref = GramRuntime(model.encoder, variant).eval()
     loaded = load_runtime(variant, folder).eval()
     errs = []
     for a, b in zip(ref.embed(audio), loaded.embed(audio)):

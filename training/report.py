@@ -48,7 +48,7 @@ def random_embedder(module: str, config: str, folder: str, weights: str = None):
     config: "full" (the variant's official architecture), "tiny", or "same" (the architecture of `weights`,
     so that the trained column differs from this one only by training)."""
     from hear_gram.checkpoint import save_model
-    from hear_gram.model import VARIANTS, GramConfig, GramModel
+    from hear_gram.model import VARIANTS, GramConfig, GramEncoder
     from hear_gram.runtime import load_runtime
     base = VARIANTS[module].config
     if config == "same":
@@ -58,7 +58,7 @@ def random_embedder(module: str, config: str, folder: str, weights: str = None):
     else:
         cfg = base if config == "full" else GramConfig(**{**base.to_dict(), **TINY})
     torch.manual_seed(0)
-    save_model(GramModel(cfg), folder)
+    save_model(GramEncoder(cfg), folder)
     return localization.gram_embedder(module, folder)
 
 

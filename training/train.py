@@ -13,7 +13,7 @@ overrides (training/config.py: type-checked; unknown keys are errors; `--model.<
 
 Per step: `clips` fresh 10 s binaural scenes per rank -> log-mel (eps `model.log_eps`, 1e-5 in training as the
 official code, §9.1) -> `crops_per_clip` random 2 s crops each + 80 % random masks (training/data.py) ->
-masked-MSE loss (hear_gram.model.GramModel.forward, §5.3) -> AdamW(betas (0.9, 0.95), wd 0.01, no parameter
+masked-MSE loss (training.pretrain_model.PretrainModel.forward, §5.3) -> AdamW(betas (0.9, 0.95), wd 0.01, no parameter
 groups), global grad-norm clip 5, lr linear warm-up then cosine to `min_lr` (§7.4); bf16 autocast on CUDA,
 float32 on CPU.  A non-finite loss or gradient norm stops the run before the optimizer step; the last
 checkpoint on disk (always a good one) is kept.  Rank 0 alone logs and writes checkpoints.
@@ -41,11 +41,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.model import VARIANTS, GramConfig
 from hear_gram.outputs import OutputError, atomic_path, stale_temporaries, write_text
 from training.config import field_defaults, parse_value, resolve, split_argv
 from training.data import CropStream
 from training.monitor import open_writer, reconstruction_figure
+from training.pretrain_model import PretrainModel
 from training.scenes import SceneConfig
 
 CKPT_NAME = "ckpt.pt"
@@ -349,9 +350,7 @@ def build_model(cfg: dict, device: torch.device):
     """(GramConfig, model): identical initialisation on every rank (seeded)."""
     mcfg = model_config(cfg)
     torch.manual_seed(cfg["seed"])
-    model = GramModel(mcfg).to(device)
-    if mcfg.encoder == "mamba":  # kept for the official key set, never used in forward (gram_spec §3.2)
-        model.encoder_norm.requires_grad_(False)
+    model = PretrainModel(mcfg).to(device)
     return mcfg, model
 
 
@@ -364,7 +363,7 @@ def build_optimizer(cfg: dict, model: torch.nn.Module, device: torch.device):
 
 def restore(ckpt: dict, model, optimizer, stream: CropStream, where: Placement) -> int:
     """Load weights, optimizer and (same world size) this rank's RNG and data position; returns the step."""
-    model.load_state_dict(ckpt["model"], strict=True)
+    model.load_official_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if len(ckpt["rng"]) == where.world:
         set_rng_state(ckpt["rng"][where.rank], stream)
@@ -384,7 +383,7 @@ def save_checkpoint(path: str, cfg: dict, mcfg: GramConfig, model, optimizer, st
         states[0] = rng_state(stream)
     if where.master:
         atomic_save({"format": CKPT_FORMAT, "version": 1, "config": cfg, "model_config": mcfg.to_dict(),
-                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                     "model": model.official_state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                      "world_size": where.world, "rng": states}, path)
 
 
@@ -488,7 +487,7 @@ def train(cfg: dict) -> dict:
             lr = get_lr(step, cfg["lr"], cfg["warmup_steps"], cfg["max_steps"], cfg["min_lr"])
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, mask = stream.next_batch(raw_model.melspec)  # (B*K, C, 200, 128), (B*K, N)
+            x, mask = stream.next_batch(raw_model.encoder.melspec)  # (B*K, C, 200, 128), (B*K, N)
             if step == cfg["debug_nan_step"]:
                 x = x * float("nan")
             with autocast:
