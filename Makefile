@@ -28,7 +28,7 @@ $(HEARVENV)/.installed: heareval_env/setup.sh
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/python training/demo.py --out out/demo
+	$(VENV)/bin/python -m training.demo --out out/demo
 
 test: $(VENV)/.installed $(HEARVENV)/.installed
 	HEAR_GRAM_HEAREVAL_PY=$(abspath $(HEARVENV))/bin/python $(VENV)/bin/python -m pytest -q -ra $(PYTEST_ARGS)

@@ -1,7 +1,6 @@
-"""The main job (`make demo` = training/demo.py) end to end at its CI size."""
+"""The main job (`make demo` = python -m training.demo) end to end at its CI size."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -14,8 +13,8 @@ from conftest import REPO
 
 def test_demo_ci_profile_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, os.path.join(REPO, "training", "demo.py"), "--profile", "ci",
-                        "--out", str(out)], capture_output=True, text=True, timeout=1800)
+    r = subprocess.run([sys.executable, "-m", "training.demo", "--profile", "ci", "--out", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=1800)
     print(r.stdout[-3000:], r.stderr[-3000:])
     assert r.returncode == 0
     report = (out / "report.md").read_text()

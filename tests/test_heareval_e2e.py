@@ -6,7 +6,7 @@ easy enough that a working pipeline must score far above chance.
 Runs in the hear-eval-kit environment that `make test` builds (heareval_env/setup.sh); its python is given by
 HEAR_GRAM_HEAREVAL_PY.  The same commands, for a user (README):
 
-    python -m training.nathear mini nathear_ci --profile ci
+    python -m training.minisuite nathear_ci --preset tiny
     PYTHONPATH=heareval_env/tfstub python -m heareval.embeddings.runner hear_gram.gram_t_patch \\
         --model WEIGHTS --tasks-dir nathear_ci/tasks --task all --embeddings-dir embeddings
     python heareval_env/hear_predict.py embeddings/hear_gram.gram_t_patch/nh_keywords --grid faster --grid-points 2
@@ -49,7 +49,7 @@ def test_heareval_embeddings_and_predictions_solve_easy_tasks(tmp_path):
     from left / front / right (our DOA probe on heareval's embedding output, median error <= 5 degrees; guessing
     gives ~60-90)."""
     pytest.importorskip("soundfile")
-    from training import localization
+    from training import localization, taskio
 
     tasks = tmp_path / "tasks"
     hear_tasks.write_task(tasks, "bands", sizes=(16, 8, 8))
@@ -69,7 +69,7 @@ def test_heareval_embeddings_and_predictions_solve_easy_tasks(tmp_path):
     assert test["test_top1_acc"] >= 0.9, test
 
     # localization: heareval stores the direction labels; our evaluator reads its memmaps
-    data = {s: localization.read_heareval_split(emb / "toy_sides", s) for s in ("train", "valid", "test")}
+    data = {s: taskio.read_heareval_split(emb / "toy_sides", s) for s in ("train", "valid", "test")}
     assert data["train"][0].shape == (24, d)
     labels = sorted(tuple(float(v) for v in y) for y in data["test"][1])
     assert labels == sorted(list(hear_tasks.SIDES.values()) * 4)

@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def ci(out_dir, *args):
-    return resolve_config(["--preset=ci", f"--out_dir={out_dir}", *args])
+    return resolve_config(["--preset=tiny", f"--out_dir={out_dir}", *args])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_resume_reproduces_uninterrupted_run(ci_run, tmp_path):
     assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 8
     # the CLI form: no preset, the config comes from the checkpoint; stop_at_step is not inherited
     cfg = resolve_config([f"--out_dir={tmp_path}", "--resume"])
-    assert cfg["resume"] is True and cfg["stop_at_step"] == -1 and cfg["preset"] == "ci"
+    assert cfg["resume"] is True and cfg["stop_at_step"] == -1 and cfg["preset"] == "tiny"
     second = train(cfg)["losses"]
     assert len(first) == 8 and len(second) == 8
     torch.testing.assert_close(torch.tensor(first + second), torch.tensor(full), rtol=0, atol=1e-6)
@@ -86,10 +86,10 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
     assert ckpt["step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     # the script form exits with status 2 and a clear message; a folder holding a run is left alone
-    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
+    assert main(["--preset=tiny", f"--out_dir={tmp_path}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
     assert "holds a run (ckpt.pt, log.jsonl, config.json" in capsys.readouterr().err
     assert read_checkpoint(str(tmp_path / CKPT_NAME))["step"] == 4
-    assert main(["--preset=ci", f"--out_dir={tmp_path / 'new'}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
+    assert main(["--preset=tiny", f"--out_dir={tmp_path / 'new'}", "--ckpt_every=4", "--debug_nan_step=0"]) == 2
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "(none written yet)" in err
 
@@ -97,7 +97,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, capsys):
 def test_ddp_two_gloo_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "training.train", "--preset=ci", f"--out_dir={tmp_path}", "--max_steps=4",
+           "-m", "training.train", "--preset=tiny", f"--out_dir={tmp_path}", "--max_steps=4",
            "--ckpt_every=2", "--backend=gloo", "--device=cpu"]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -234,11 +234,11 @@ def _old_run(folder):
 
 def test_a_folder_holding_a_run_needs_resume_or_overwrite(tmp_path, capsys):
     files = _old_run(tmp_path)
-    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--max_steps=2"]) == 2
+    assert main(["--preset=tiny", f"--out_dir={tmp_path}", "--max_steps=2"]) == 2
     assert (f"--out_dir='{tmp_path}' holds a run (ckpt.pt, log.jsonl, config.json): pass --resume to continue it "
             f"or --overwrite to replace it") in capsys.readouterr().err
     # a run that fails validation touches nothing, --overwrite or not
-    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--overwrite", "--clips=0"]) == 2
+    assert main(["--preset=tiny", f"--out_dir={tmp_path}", "--overwrite", "--clips=0"]) == 2
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
 
 
@@ -246,7 +246,7 @@ def test_overwrite_replaces_only_the_run_and_cleans_stale_checkpoint_temporaries
     _old_run(tmp_path)
     (tmp_path / "ckpt.pt.tmp4242").write_bytes(b"killed write, older naming")
     (tmp_path / ".ckpt.pt.x1y2.tmp").write_bytes(b"killed write")
-    assert main(["--preset=ci", f"--out_dir={tmp_path}", "--overwrite", "--max_steps=2", "--log_every=1",
+    assert main(["--preset=tiny", f"--out_dir={tmp_path}", "--overwrite", "--max_steps=2", "--log_every=1",
                  "--progress=False"]) == 0
     err = capsys.readouterr().err
     assert "removed the previous run's ckpt.pt, log.jsonl, config.json" in err
@@ -273,7 +273,7 @@ def test_overwrite_replaces_only_the_run_and_cleans_stale_checkpoint_temporaries
 ])
 def test_settings_are_checked_before_any_work(tmp_path, capsys, override, message):
     out = tmp_path / "run"
-    assert main(["--preset=ci", f"--out_dir={out}", override]) == 2
+    assert main(["--preset=tiny", f"--out_dir={out}", override]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -331,7 +331,7 @@ def test_full_disk_during_a_checkpoint_write_keeps_the_old_one_and_no_temporary(
     assert os.listdir(tmp_path) == [CKPT_NAME] and path.read_bytes() == b"the previous checkpoint"
     # through the script: exit status 2 and the message, no temporary file
     out = tmp_path / "run"
-    assert main(["--preset=ci", f"--out_dir={out}", "--max_steps=1", "--progress=False"]) == 2
+    assert main(["--preset=tiny", f"--out_dir={out}", "--max_steps=1", "--progress=False"]) == 2
     assert "no space left on device" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["config.json", "log.jsonl"]
 

@@ -1,11 +1,17 @@
 """The main job, offline on the embedded default corpus: scenes -> pretraining -> export -> hear_gram
-embeddings -> mini Nat-HEAR evaluation -> results table and plots.
+embeddings -> mini Nat-HEAR evaluation -> results table (with intervals) and plots.
 
-    python training/demo.py                      # full profile (about 20 min on a 2-core CPU)
-    python training/demo.py --profile ci         # the same path at test size (a few minutes)
+    python -m training.demo                      # the `full` profile (about 30 min on a 2-core CPU)
+    python -m training.demo --profile ci         # the same path at test size (a minute or two)
 
-Every stage is one of the project's own commands, run as a subprocess exactly as a user would run it;
-the summary at the end says where the weights, embeddings, report and plots are.
+Profiles are preset files (training/presets/demo/<name>.py, read by training.config): `train` (the arguments of
+`python -m training.train`), `suite` (a training/presets/suite/ preset), `random_config` (the random-init
+column's architecture; `same` = the trained model's, from the same seed: where training started),
+`recon_scenes` (held-out scenes of the reconstruction-loss table) and `parallel` (build the suite while the model
+trains, one core each, instead of one after the other).
+
+Every stage is one of the project's own commands, run as a subprocess exactly as a user would run it; the
+summary at the end says where the weights, embeddings, report and plots are.
 """
 
 import argparse
@@ -15,54 +21,75 @@ import subprocess
 import sys
 import time
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from training.config import known_presets, load_preset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROFILES = {
-    # train overrides, mini Nat-HEAR profile (its "full" profile takes longer than the whole demo),
-    # architecture of the random-init column
-    "full": (["--preset=smoke", "--max_steps=1000", "--ckpt_every=200", "--image_every=250"], "demo", "same"),
-    "ci": (["--preset=ci", "--max_steps=12"], "ci", "tiny"),
-}
+KEYS = {"train", "suite", "random_config", "recon_scenes", "parallel"}
 
 
-def run(title, args, timings):
+def profile(name: str) -> dict:
+    values = load_preset(name, kind="demo")
+    missing, unknown = KEYS - set(values), set(values) - KEYS
+    if missing or unknown:
+        raise ValueError(f"demo profile {name!r}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    return values
+
+
+def start(title, args, env=None):
     print(f"\n=== {title}\n$ {' '.join(args)}", flush=True)
-    t0 = time.time()
-    r = subprocess.run(args, cwd=REPO)
+    return title, time.time(), subprocess.Popen(args, cwd=REPO, env=env)
+
+
+def wait(job, timings):
+    title, t0, proc = job
+    rc = proc.wait()
     timings.append((title, time.time() - t0))
-    if r.returncode != 0:
-        sys.exit(f"demo: step '{title}' failed with exit status {r.returncode}")
+    if rc != 0:
+        sys.exit(f"demo: step '{title}' failed with exit status {rc}")
+
+
+def run(title, args, timings, env=None):
+    wait(start(title, args, env), timings)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.path.join(REPO, "out", "demo"))
-    p.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    p.add_argument("--profile", choices=known_presets("demo"), default="full")
     a = p.parse_args(argv)
+    prof = profile(a.profile)
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
-    train_args, suite_profile, random_config = PROFILES[a.profile]
-    workers = max(1, min(4, os.cpu_count() or 1))
+    cores = os.cpu_count() or 1
     py = sys.executable
     run_dir, weights, suite = (os.path.join(out, x) for x in ("run", "weights", "nathear"))
     emb, report = os.path.join(out, "demo_embeddings.npz"), os.path.join(out, "report.md")
     timings, t0 = [], time.time()
 
-    run("1/5 pretrain GRAM-T on synthesized binaural scenes",
-        [py, "-m", "training.train", *train_args, f"--out_dir={run_dir}"], timings)
+    parallel = bool(prof["parallel"]) and cores >= 2
+    # in parallel: the suite builder gets one core (workers) and training the rest; else each takes them all
+    suite_workers = 1 if parallel else max(1, min(4, cores))
+    train_threads = max(1, cores - 1) if parallel else cores
+    train = start("1/5 pretrain GRAM-T on synthesized binaural scenes",
+                  [py, "-m", "training.train", *prof["train"], f"--threads={train_threads}", f"--out_dir={run_dir}"])
+    build = [py, "-m", "training.minisuite", suite, "--preset", prof["suite"], "--workers", str(suite_workers),
+             "--quiet"]
+    if parallel:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        suite_job = start("3/5 build the mini Nat-HEAR suite (held-out rooms; during pretraining)", build, env)
+        wait(train, timings)
+        wait(suite_job, timings)
+    else:
+        wait(train, timings)
+        run("3/5 build the mini Nat-HEAR suite (held-out rooms)", build, timings)
     run("2/5 export model.safetensors + config.json", [py, "-m", "training.export", run_dir, weights], timings)
-    run("3/5 build the mini Nat-HEAR suite (held-out rooms)",
-        [py, "-m", "training.nathear", "mini", suite, "--profile", suite_profile, "--workers", str(workers)],
-        timings)
     clips = sorted(glob.glob(os.path.join(suite, "tasks", "*", "32000", "test", "*.wav")))[:8]
     run("4/5 embed test clips with hear_gram and the exported weights",
         [py, "-m", "hear_gram.cli", "embed", *clips, "--weights", weights, "--kind", "both", "--out", emb], timings)
-    run("5/5 evaluate: log-mel baseline vs random init vs trained",
+    run("5/5 evaluate: baselines vs random init vs trained, held-out reconstruction",
         [py, "-m", "training.report", "--suite", suite, "--weights", weights, "--out", report,
-         "--random-config", random_config, "--png-dir", os.path.join(out, "plots"),
-         "--json", os.path.join(out, "results.json")], timings)
+         "--random-config", prof["random_config"], "--run", run_dir, "--recon-scenes", str(prof["recon_scenes"]),
+         "--png-dir", os.path.join(out, "plots"), "--json", os.path.join(out, "results.json")], timings)
 
     from training import model_card
 
@@ -72,8 +99,8 @@ def main(argv=None):
     for title, s in timings:
         print(f"| {title} | {s:.0f} |")
     print(f"| total | {time.time() - t0:.0f} |\n")
-    print(f"weights:    {weights} (model card {card})\nembeddings: {emb}\nreport:     {report}\nsuite:      {suite}\nplots:      "
-          + ("\n            ".join(plots) if plots else "(none)"))
+    print(f"weights:    {weights} (model card {card})\nembeddings: {emb}\nreport:     {report}\n"
+          f"suite:      {suite}\nplots:      " + ("\n            ".join(plots) if plots else "(none)"))
 
 
 if __name__ == "__main__":

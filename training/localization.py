@@ -11,35 +11,35 @@ the source relative to the head (x front, y left, z up), stored as the file's la
 task_metadata.json has "prediction_type": "cartesian-regression" (the listen-eval-kit name).  heareval's stock
 predictions runner cannot regress vectors, hence the evaluator here.
 
-Evaluation (HEAR-like protocol): embeddings standardised with train statistics; a shallow MLP regressor (a small
-grid of hidden sizes and learning rates, Adam, cosine loss, full batch) trained on train, early-stopped and
-selected on valid by mean DOA error, scored once on test.  DOA error = great-circle angle between the normalised
-predicted and true vectors, arccos(clip(cos, -1, 1)) in degrees; a prediction that is not finite or has zero norm
-counts as 180 degrees (the worst case; the listen-eval-kit DOA turned such NaNs into 0, gram_spec §8.2).
+Evaluation (HEAR-like protocol, training.probe): embeddings standardised with train statistics; closed-form ridge
+regressions of the direction vector (a grid of alphas) and a shallow MLP regressor (Adam, cosine loss, full
+batch, early-stopped) fitted on train, the point with the lowest valid mean DOA error scored once on test.
+DOA error = great-circle angle between the normalised predicted and true vectors, arccos(clip(cos, -1, 1)) in
+degrees; a prediction that is not finite or has zero norm counts as 180 degrees (the worst case; the
+listen-eval-kit DOA turned such NaNs into 0, gram_spec §8.2).
 """
 from __future__ import annotations
 
 import argparse
-import copy
-import itertools
 import json
-import pickle
 import sys
-from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
-from .nathear import build_task, read_json
+from .nathear import build_task
+from .probe import embed_task, fit_probe, gram_embedder
+from .taskio import read_heareval_split, write_vocabulary
 
 ELEVATION_RANGE = (-40.0, 90.0)
 
 
 # ---------------------------------------------------------------- task generation
 
-def make_task(src, out, kind: str = "3d", seed: int = 0, synth=None, progress: bool = True, **build_kw) -> dict:
-    """Localization task from the clips of the mono HEAR task `src` (same splits and file names)."""
+def make_task(src, out, kind: str = "3d", seed: int = 0, synth=None, progress: bool = True, task_name: str = "",
+              **build_kw) -> dict:
+    """Localization task from the clips of the mono HEAR task `src` (same splits and file names), named
+    `task_name` (default: the source's name + "_azimuth" / "_loc3d")."""
     if kind not in ("azimuth", "3d"):
         raise ValueError("kind must be 'azimuth' or '3d'")
 
@@ -55,7 +55,7 @@ def make_task(src, out, kind: str = "3d", seed: int = 0, synth=None, progress: b
 
     def update(meta):
         src_name = meta["task_name"]
-        meta.update(task_name=f"{src_name}_{'azimuth' if kind == 'azimuth' else 'loc3d'}",
+        meta.update(task_name=task_name or f"{src_name}_{'azimuth' if kind == 'azimuth' else 'loc3d'}",
                     prediction_type="cartesian-regression", evaluation=["doa_mean_deg", "doa_median_deg"],
                     localization={"kind": kind, "label": "unit vector [x front, y left, z up], head-relative",
                                   "source_task": src_name})
@@ -63,7 +63,7 @@ def make_task(src, out, kind: str = "3d", seed: int = 0, synth=None, progress: b
 
     stats = build_task(src, out, seed=seed, synth=synth, mode=f"localization-{kind}", placement=placement,
                        relabel=relabel, metadata_update=update, progress=progress, **build_kw)
-    (Path(out) / "labelvocabulary.csv").write_text("idx,label\n")
+    write_vocabulary(out, [])
     return stats
 
 
@@ -92,61 +92,7 @@ def az_el(v) -> tuple[np.ndarray, np.ndarray]:
     return np.degrees(np.arctan2(v[:, 1], v[:, 0])), np.degrees(np.arctan2(v[:, 2], np.hypot(v[:, 0], v[:, 1])))
 
 
-# ---------------------------------------------------------------- the probe
-
-GRID = {"hidden": (0, 256), "lr": (1e-3, 1e-4)}
-
-
-def _mlp(d_in: int, d_out: int, hidden: int) -> nn.Module:
-    if hidden == 0:
-        return nn.Linear(d_in, d_out)
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(0.1), nn.Linear(hidden, d_out))
-
-
-def standardize(train: np.ndarray, *others):
-    mu, sd = train.mean(0), train.std(0) + 1e-6
-    return [torch.as_tensor((x - mu) / sd, dtype=torch.float32) for x in (train, *others)]
-
-
-def fit_probe(xs, ys, loss_fn, score_fn, d_out: int, grid=None, max_epochs: int = 300, patience: int = 30,
-              seed: int = 0) -> dict:
-    """Grid search of a shallow MLP: train on xs[0]/ys[0], early stopping and selection on xs[1] by score_fn
-    (lower is better), test on xs[2].  Full-batch Adam.  Returns the test predictions and the chosen point."""
-    grid = grid or GRID
-    xtr, xva, xte = standardize(*xs)
-    ytr = torch.as_tensor(ys[0])
-    best = None
-    for hidden, lr in itertools.product(grid["hidden"], grid["lr"]):
-        torch.manual_seed(seed)
-        model = _mlp(xtr.shape[1], d_out, hidden)
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-        point = {"score": np.inf, "epoch": 0, "hidden": hidden, "lr": lr}
-        state, bad = None, 0
-        for epoch in range(max_epochs):
-            model.train()
-            opt.zero_grad()
-            loss_fn(model(xtr), ytr).backward()
-            opt.step()
-            model.eval()
-            with torch.no_grad():
-                s = score_fn(model(xva).numpy(), ys[1])
-            if s < point["score"]:
-                point.update(score=float(s), epoch=epoch + 1)
-                state, bad = copy.deepcopy(model.state_dict()), 0
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-        if best is None or point["score"] < best[0]["score"]:
-            best = (point, state, hidden)
-    point, state, hidden = best
-    model = _mlp(xtr.shape[1], d_out, hidden)
-    model.load_state_dict(state)
-    model.eval()
-    with torch.no_grad():
-        pred = model(xte).numpy()
-    return {"pred": pred, "valid_score": point["score"], "hparams": {k: point[k] for k in ("hidden", "lr", "epoch")}}
-
+# ---------------------------------------------------------------- evaluation
 
 def cosine_loss(p, t):
     return (1 - nn.functional.cosine_similarity(p, t, dim=1, eps=1e-6)).mean()
@@ -156,9 +102,11 @@ def evaluate_doa(data: dict, png: str | None = None, title: str = "", **kw) -> d
     """data: {"train"|"valid"|"test": (X (N, D), Y (N, 3))} -> test DOA metrics (+ a PNG when asked)."""
     xs = [np.asarray(data[s][0], np.float32) for s in ("train", "valid", "test")]
     ys = [np.asarray(data[s][1], np.float32) for s in ("train", "valid", "test")]
-    r = fit_probe(xs, ys, cosine_loss, lambda p, t: doa_errors(p, t).mean(), 3, **kw)
-    out = {**doa_summary(r["pred"], ys[2]), "valid_doa_mean_deg": r["valid_score"], "hparams": r["hparams"],
-           "probe": "MLP regressor (hidden 0|256, lr 1e-3|1e-4, cosine loss, early stop on valid DOA)"}
+    r = fit_probe(xs, ys, cosine_loss, lambda p, t: doa_errors(p, t).mean(), 3, ridge_targets=ys[0], **kw)
+    out = {**doa_summary(r["pred"], ys[2]), "per_clip": doa_errors(r["pred"], ys[2]).tolist(),
+           "valid_doa_mean_deg": r["valid_score"], "hparams": r["hparams"],
+           "probe": "ridge on direction vectors or MLP regressor with cosine loss (training.probe), chosen on "
+                    "valid mean DOA"}
     if png:
         plot_doa(r["pred"], ys[2], png, title or f"DOA mean {out['doa_mean_deg']:.1f} deg")
         out["png"] = str(png)
@@ -182,58 +130,6 @@ def plot_doa(pred, true, path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-# ---------------------------------------------------------------- embeddings
-
-def read_split(task, split: str):
-    """(names, audio (N, C, n) float32 or a list of (C, n) when lengths differ, labels) of one split."""
-    import soundfile as sf
-    task = Path(task)
-    labels = read_json(task / f"{split}.json")
-    names = sorted(labels)
-    clips = []
-    for n in names:
-        x, sr = sf.read(str(task / "32000" / split / n), dtype="float32", always_2d=True)
-        assert sr == 32000, f"{n}: {sr} Hz"
-        clips.append(x.T)
-    same = len({c.shape for c in clips}) == 1
-    return names, (np.stack(clips) if same and clips else clips), [labels[n] for n in names]
-
-
-def embed_task(task, embed_fn, batch: int = 16) -> dict:
-    """{split: (X (N, D) float32, labels)} with embed_fn((B, C, n) float tensor) -> (B, D)."""
-    out = {}
-    for split in read_json(Path(task) / "task_metadata.json")["splits"]:
-        _, audio, labels = read_split(task, split)
-        feats = []
-        with torch.no_grad():
-            if isinstance(audio, np.ndarray):
-                for i in range(0, len(audio), batch):
-                    feats.append(embed_fn(torch.from_numpy(audio[i:i + batch])).float().cpu().numpy())
-            else:
-                feats = [embed_fn(torch.from_numpy(a)[None]).float().cpu().numpy() for a in audio]
-        out[split] = (np.concatenate(feats), labels)
-    return out
-
-
-def gram_embedder(module: str = "gram_t_patch", weights: str = "", **options):
-    """Scene-embedding function of a hear_gram HEAR module (in-process)."""
-    import importlib
-    mod = importlib.import_module(f"hear_gram.{module}")
-    model = mod.load_model(weights, **options)
-    return lambda audio: mod.get_scene_embeddings(audio, model)
-
-
-def read_heareval_split(emb_task_dir, split: str):
-    """(X (N, D), labels) from heareval's embedding output: `<split>.embeddings.npy` is a raw float32 memmap of
-    the shape in `<split>.embedding-dimensions.json`, labels in `<split>.target-labels.pkl` (same order)."""
-    d = Path(emb_task_dir)
-    shape = tuple(read_json(d / f"{split}.embedding-dimensions.json"))
-    x = np.array(np.memmap(d / f"{split}.embeddings.npy", dtype=np.float32, mode="r", shape=shape))
-    with open(d / f"{split}.target-labels.pkl", "rb") as f:
-        labels = pickle.load(f)
-    return x, labels
 
 
 def main(argv=None) -> int:

@@ -16,6 +16,7 @@ DATA_DEFAULT = ("The embedded default corpus of hear_gram: dry sources synthesis
                 "rooms with MIT KEMAR HRIRs and a diffuse tail, plus procedural or user noise at 5-40 dB SNR")
 
 
+PAPER_CROPS = 180_000 * 512  # paper §3.4: 100 k + 80 k steps of 32 clips x 16 crops
 MAMBA_ONLY = {"d_state", "d_conv", "expand", "headdim"}
 TRANSFORMER_ONLY = {"num_heads", "mlp_dim"}
 
@@ -30,6 +31,31 @@ def _describe_data(training: dict) -> str:
     return DATA_DEFAULT + (" — with user corpora (" + "; ".join(parts) + ")" if parts else "")
 
 
+def what_this_is(c: dict, t: dict, variant: str) -> str:
+    """A plain statement of what the weights are: the official architecture and budget, or a small demo."""
+    from hear_gram.model import VARIANTS
+
+    official = VARIANTS[variant].config.to_dict() if variant in VARIANTS else {}
+    arch = {k: c.get(k) for k in ("dim", "depth", "num_heads", "mlp_dim") if k in official}
+    small = any(official.get(k) != v for k, v in arch.items())
+    crops = t.get("global_batch_crops", 0) * t.get("step", 0) if isinstance(t.get("step"), int) else 0
+    size = ", ".join(f"{k} {v}" for k, v in arch.items())
+    if small:
+        head = (f"**A small demonstration model, not GRAM.** Same design as the official {variant} "
+                f"but a fraction of its size ({size}; the official model: "
+                + ", ".join(f"{k} {official[k]}" for k in arch) + ")")
+    else:
+        head = f"**The {variant} architecture** ({size})"
+    budget = (f", pretrained for {t.get('step', '?')} steps x {t.get('global_batch_crops', '?')} crops"
+              + (f" ({100 * crops / PAPER_CROPS:.2g} % of the paper's 180 k x 512 crops)" if crops else ""))
+    use = (" It exists to show, end to end and on a CPU, that the pipeline trains a model that beats its own "
+           f"random initialisation; for embeddings use the official weights (`hear_gram.{variant}.load_model()`)."
+           if small or crops < PAPER_CROPS else "")
+    return (head + budget + "." + use + " Evidence of learning: the Evaluation section below (held-out "
+            "masked-reconstruction loss and probe scores of the trained model vs its random init, with 95 % "
+            "intervals), when present.")
+
+
 def render(config: dict, results_md: str = None) -> str:
     c, t = config["config"], config.get("training", {})
     variant = config.get("variant", "gram_t_patch")
@@ -38,7 +64,8 @@ def render(config: dict, results_md: str = None) -> str:
         "---", "library_name: hear_gram", "tags: [audio, binaural, spatial-audio, hear, self-supervised]", "---", "",
         f"# {kind}, {c['patch'][0]}x{c['patch'][1]} patches, trained with hear_gram", "",
         f"A GRAM encoder pretrained as a masked autoencoder on naturalistic binaural scenes "
-        f"(`training/train.py`, preset `{t.get('preset', '?')}`, {t.get('step', '?')} steps).", "",
+        f"(`python -m training.train`, preset `{t.get('preset', '?')}`, {t.get('step', '?')} steps).", "",
+        what_this_is(c, t, variant), "",
         "## Use", "", "```python", f"import hear_gram.{variant} as gram",
         "model = gram.load_model(\"OWNER/REPO\")   # or this folder", "scene = gram.get_scene_embeddings(audio, model)"
         "   # audio: (n, 2, samples) at 32 kHz, channel 0 = left", "```", "",

@@ -1,17 +1,24 @@
-"""Comparison report on a (mini) Nat-HEAR suite: one markdown table with every task's test score.
+"""Comparison report on a (mini) Nat-HEAR suite: every task's test score per embedding, with 95 % intervals.
 
-    python -m training.report --suite nathear_ci [--weights TRAINED_FOLDER] [--random-config full|tiny|same]
-                              [--module gram_t_patch] [--out report.md] [--png-dir DIR] [--json results.json]
+    python -m training.report --suite SUITE [--weights TRAINED_FOLDER] [--random-config full|tiny|same]
+                              [--run RUN_DIR] [--module gram_t_patch] [--out report.md] [--png-dir DIR]
+                              [--json results.json]
 
-Columns: the log-mel baseline (mean and standard deviation over time of the 128-band log-mel of each ear,
-concatenated: 512-d, no model), GRAM-T with random weights (the full ViT-B config by default, or the tiny test
-config), and a trained checkpoint when --weights is given (any path `hear_gram.<module>.load_model` accepts).
-Embeddings are computed in-process with the HEAR module (scene embeddings, the module's default options).
+Columns: two baselines without a model, the log-mel (mean and standard deviation over time of each ear's
+128-band log-mel, 512-d) and hand-made binaural cues (interaural level, phase and time differences and each
+ear's band levels, 213-d; training.probe.binaural_embedder); GRAM-T with random weights (`--random-config`: the
+variant's full architecture, the `tiny` preset's model, or `same` as --weights: then it is exactly the model
+training started from); and the trained checkpoint when --weights is given.  Embeddings are the HEAR module's
+scene embeddings (module defaults), computed in-process.
 
-Probes (in-process, small and fast; the heareval path is proven by tests/test_heareval_e2e.py):
-scene tasks: a shallow MLP classifier (hidden 0|256, lr 1e-3|1e-4, full-batch Adam, early stopping and
-selection on valid accuracy), test top-1 accuracy; localization tasks: the DOA regressor of
-training.localization (test mean / median great-circle error in degrees).
+Probes (training.probe; the heareval path is proven by tests/test_heareval_e2e.py): ridge regressions and a
+shallow MLP, selected on valid; scene tasks report test top-1 accuracy, localization tasks the test mean and
+median great-circle DOA error (training.localization).  Intervals: percentile bootstrap over test clips (2000
+resamples, the same resamples for every column), and the paired difference trained - random init on those
+resamples: an interval that excludes 0 is a difference the test set can see.
+
+`--run RUN_DIR` (the training run behind --weights) adds the probe-free signal of training.recon: the masked
+reconstruction loss on held-out scenes of the trained model, its random init and simple predictors.
 """
 from __future__ import annotations
 
@@ -24,61 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from . import localization
-from .nathear import read_json
+from .localization import evaluate_doa
+from .probe import binaural_embedder, classify, embed_task, gram_embedder, logmel_embedder, random_embedder
+from .taskio import read_json, read_vocabulary
 
-TINY = dict(dim=64, depth=2, num_heads=4, mlp_dim=128, decoder_dim=32, decoder_depth=1, decoder_heads=8)
-
-
-def logmel_embedder():
-    """(B, C, n) -> (B, C * 2 * 128): mean and std over time of each channel's log-mel."""
-    from hear_gram.features import LogMel
-    lm = LogMel()
-
-    def embed(audio):
-        x = lm(audio.float())  # (B, C, T, 128)
-        return torch.cat([x.mean(2), x.std(2)], dim=-1).flatten(1)
-    return embed
-
-
-def random_embedder(module: str, config: str, folder: str, weights: str = None):
-    """Scene embeddings of a randomly initialised model (seed 0) saved to `folder` and loaded like any weights.
-    config: "full" (the variant's official architecture), "tiny", or "same" (the architecture of `weights`,
-    so that the trained column differs from this one only by training)."""
-    from hear_gram.checkpoint import save_model
-    from hear_gram.model import VARIANTS, GramConfig, GramEncoder
-    from hear_gram.runtime import load_runtime
-    base = VARIANTS[module].config
-    if config == "same":
-        if not weights:
-            raise ValueError("--random-config same needs --weights")
-        cfg = load_runtime(module, weights).config
-    else:
-        cfg = base if config == "full" else GramConfig(**{**base.to_dict(), **TINY})
-    torch.manual_seed(0)
-    save_model(GramEncoder(cfg), folder)
-    return localization.gram_embedder(module, folder)
-
-
-def scene_probe(data: dict, vocab: list[str]) -> dict:
-    idx = {v: i for i, v in enumerate(vocab)}
-    xs = [np.asarray(data[s][0], np.float32) for s in ("train", "valid", "test")]
-    ys = [np.array([idx[lbl[0]] for lbl in data[s][1]]) for s in ("train", "valid", "test")]
-    ce = nn.CrossEntropyLoss()
-
-    def score(logits, y):  # valid error rate, ties broken by cross-entropy
-        err = float((logits.argmax(1) != y).mean())
-        return err + 1e-3 * float(ce(torch.from_numpy(logits), torch.from_numpy(y)))
-
-    r = localization.fit_probe(xs, ys, ce, score, len(vocab))
-    return {"top1_acc": float((r["pred"].argmax(1) == ys[2]).mean()), "n": int(len(ys[2])),
-            "valid_score": r["valid_score"], "hparams": r["hparams"]}
+N_BOOT = 2000
+DOA = "cartesian-regression"
 
 
 def evaluate(suite, embedders: dict, png_dir=None, progress=print) -> dict:
-    """{task: {column: result}} over the tasks of suite/tasks."""
+    """{task: {"prediction_type", column: result}} over the tasks of suite/tasks."""
     tasks_dir = Path(suite) / "tasks"
     results = {}
     for task in sorted(p for p in tasks_dir.iterdir() if (p / "task_metadata.json").exists()):
@@ -86,18 +49,51 @@ def evaluate(suite, embedders: dict, png_dir=None, progress=print) -> dict:
         results[task.name] = {"prediction_type": meta["prediction_type"]}
         for col, embed in embedders.items():
             t0 = time.perf_counter()
-            data = localization.embed_task(task, embed)
+            data = embed_task(task, embed)
             t_emb = time.perf_counter() - t0
-            if meta["prediction_type"] == "cartesian-regression":
-                png = str(Path(png_dir) / f"{task.name}-{col}.png") if png_dir else None
-                r = localization.evaluate_doa(data, png=png, title=f"{task.name}: {col}")
+            if meta["prediction_type"] == DOA:
+                png = str(Path(png_dir) / f"{task.name}-{slug(col)}.png") if png_dir else None
+                r = evaluate_doa(data, png=png, title=f"{task.name}: {col}")
             else:
-                vocab = [line.split(",", 1)[1] for line in (task / "labelvocabulary.csv").read_text().splitlines()[1:]]
-                r = scene_probe(data, vocab)
+                r = classify(data, read_vocabulary(task))
             r.update(embed_s=round(t_emb, 1), dim=int(data["train"][0].shape[1]))
             results[task.name][col] = r
-            progress(f"{task.name:12s} {col:28s} {fmt(r)}  (embed {t_emb:.1f} s, dim {r['dim']})")
+            progress(f"{task.name:12s} {col:34s} {fmt(r)}  (embed {t_emb:.1f} s, dim {r['dim']}, {r['hparams']})")
     return results
+
+
+def slug(col: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in col.lower()).strip("-")
+
+
+def metrics(prediction_type: str) -> dict:
+    """{metric name: statistic of the per-clip values} of a task type."""
+    if prediction_type == DOA:
+        return {"DOA error mean (deg, lower is better)": np.mean, "DOA error median (deg, lower is better)": np.median}
+    return {"top-1 accuracy (higher is better)": np.mean}
+
+
+def intervals(results: dict, compare=None, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    """{task: {metric: {column: (value, lo, hi)}, plus "diff": (value, lo, hi) of compare[0] - compare[1]}}:
+    percentile bootstrap over test clips, one set of resampled indices per task shared by all columns."""
+    out = {}
+    for t_i, (task, res) in enumerate(results.items()):
+        cols = [c for c in res if c != "prediction_type"]
+        n = len(res[cols[0]]["per_clip"])
+        idx = np.random.default_rng([seed, t_i]).integers(0, n, (n_boot, n))
+        out[task] = {}
+        for name, stat in metrics(res["prediction_type"]).items():
+            row, boots = {}, {}
+            for c in cols:
+                v = np.asarray(res[c]["per_clip"], np.float64)
+                boots[c] = np.array([stat(v[i]) for i in idx])
+                row[c] = (float(stat(v)), *map(float, np.percentile(boots[c], [2.5, 97.5])))
+            if compare and all(c in cols for c in compare):
+                a, b = (np.asarray(res[c]["per_clip"], np.float64) for c in compare)
+                d = boots[compare[0]] - boots[compare[1]]
+                row["diff"] = (float(stat(a) - stat(b)), *map(float, np.percentile(d, [2.5, 97.5])))
+            out[task][name] = row
+    return out
 
 
 def fmt(r: dict) -> str:
@@ -106,56 +102,89 @@ def fmt(r: dict) -> str:
     return f"{r['top1_acc']:.3f}"
 
 
-def table(results: dict, columns: list[str], manifest: dict | None = None) -> str:
-    head = ["task", "metric (test)"] + columns
+def table(results: dict, columns: list[str], manifest: dict | None = None, compare=None) -> str:
+    """Markdown: one row per task and metric, value [95 % CI] per column, and the paired difference."""
+    ci = intervals(results, compare)
+    head = ["task", "metric (test)"] + columns + ([f"{compare[0]} - {compare[1]}"] if compare else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for task, res in results.items():
-        metric = "DOA error deg, mean / median (lower is better)" if res["prediction_type"] == "cartesian-regression" \
-            else "top-1 accuracy"
-        lines.append("| " + " | ".join([task, metric] + [fmt(res[c]) for c in columns]) + " |")
-    note = ("Probes: scene tasks, shallow MLP classifier (hidden 0|256, lr 1e-3|1e-4, full-batch Adam, early stopping "
-            "and selection on valid); localization, MLP regressor with cosine loss (same grid, selection on valid mean "
-            "DOA). Embeddings: scene embeddings, in-process, module defaults.")
+    for task, rows in ci.items():
+        for name, row in rows.items():
+            digits = 1 if "deg" in name else 3
+            cells = [f"{row[c][0]:.{digits}f} [{row[c][1]:.{digits}f}, {row[c][2]:.{digits}f}]" for c in columns]
+            if compare:
+                d = row.get("diff")
+                cells.append(f"{d[0]:+.{digits}f} [{d[1]:+.{digits}f}, {d[2]:+.{digits}f}]" if d else "")
+            lines.append("| " + " | ".join([task, name] + cells) + " |")
+    note = ("Cells: test value [95 % percentile-bootstrap interval over test clips, 2000 resamples shared by all "
+            "columns]; the last column is the paired difference on the same resamples (an interval without 0 is a "
+            "real difference). Probes: (training.probe) ridge regressions (alpha = N x 1e-3..1e2) and an MLP "
+            "(hidden 256, Adam, early stopping), chosen on valid; localization: direction vectors, cosine loss. "
+            "Embeddings: scene embeddings, in-process, module defaults.")
     if manifest:
-        sizes = manifest.get("sizes", {})
-        note = (f"Suite: profile `{manifest.get('profile')}`, seed {manifest.get('seed')}, clips per task "
-                f"train/valid/test = {sizes.get('train')}/{sizes.get('valid')}/{sizes.get('test')}. ") + note
+        s, ls = manifest.get("sizes", {}), manifest.get("localization_sizes", manifest.get("sizes", {}))
+        note = (f"Suite: preset `{manifest.get('preset', manifest.get('profile'))}`, seed {manifest.get('seed')}, "
+                f"clips train/valid/test per scene task {s.get('train')}/{s.get('valid')}/{s.get('test')}, per "
+                f"localization task {ls.get('train')}/{ls.get('valid')}/{ls.get('test')}. ") + note
     return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def strip_per_clip(results: dict) -> dict:
+    return {t: {c: ({k: v for k, v in r.items() if k != "per_clip"} if isinstance(r, dict) else r)
+                for c, r in res.items()} for t, res in results.items()}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", required=True, help="a suite folder from `python -m training.nathear mini`")
+    p.add_argument("--suite", required=True, help="a suite folder from `python -m training.minisuite`")
     p.add_argument("--weights", help="trained checkpoint (file, folder or Hub id) for the module")
     p.add_argument("--module", default="gram_t_patch")
     p.add_argument("--random-config", choices=("full", "tiny", "same"), default="full",
                    help="architecture of the random-init column; 'same' = that of --weights")
-    p.add_argument("--out", help="write the markdown table here (it is always printed)")
+    p.add_argument("--run", help="the training run of --weights: adds its held-out reconstruction losses")
+    p.add_argument("--recon-scenes", type=int, default=32, help="held-out scenes of the reconstruction table")
+    p.add_argument("--device", default="cpu", help="where the GRAM columns embed (e.g. cuda)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="encoder autocast of the GRAM columns (hear_gram option; bf16 on a GPU)")
+    p.add_argument("--out", help="write the markdown report here (it is always printed)")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--png-dir", help="predicted-vs-true direction plots of the localization tasks")
     a = p.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if a.random_config == "same" and not a.weights:
+        p.error("--random-config same needs --weights")
     if a.png_dir:
         Path(a.png_dir).mkdir(parents=True, exist_ok=True)
     manifest_path = Path(a.suite) / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else None
+    t0 = time.perf_counter()
+    random_col = f"random init ({a.random_config} config)"
     with tempfile.TemporaryDirectory() as tmp:
-        cols = {"log-mel baseline (512-d)": logmel_embedder(),
-                f"GRAM-T random init ({a.random_config} config)":
-                    random_embedder(a.module, a.random_config, tmp, a.weights)}
+        cols = {"log-mel (512-d)": logmel_embedder(), "binaural cues (213-d)": binaural_embedder(),
+                random_col: random_embedder(a.module, a.random_config, tmp, a.weights, device=a.device,
+                                            precision=a.precision)}
+        trained_col = None
         if a.weights:
-            cols[f"trained ({Path(a.weights).name})"] = localization.gram_embedder(a.module, a.weights)
-        t0 = time.perf_counter()
+            trained_col = f"trained ({Path(a.weights).name})"
+            cols[trained_col] = gram_embedder(a.module, a.weights, a.device, precision=a.precision)
         res = evaluate(a.suite, cols, a.png_dir, progress=lambda s: print(s, file=sys.stderr))
-    md = table(res, list(cols), manifest)
+    compare = (trained_col, random_col) if trained_col else None
+    md = table(res, list(cols), manifest, compare)
+    out = {"tasks": res, "intervals": intervals(res, compare)}
+    if a.run:
+        from . import recon
+        from .export import load_training_model
+        model, ckpt = load_training_model(a.run)
+        rec = recon.evaluate(model.to(a.device), n_scenes=a.recon_scenes, init_seed=ckpt["config"]["seed"])
+        md += "\n" + recon.table(rec)
+        out["recon"] = rec
     md += f"\nModule: hear_gram.{a.module}; report time {time.perf_counter() - t0:.0f} s.\n"
     print(md)
     if a.out:
         Path(a.out).write_text(md)
     if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2, default=str))
+        Path(a.json).write_text(json.dumps(out, indent=2, default=str))
     return 0
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(max(1, torch.get_num_threads()))
     sys.exit(main())

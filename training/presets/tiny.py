@@ -1,5 +1,6 @@
-# Seconds on a CPU: the tests' configuration (tests/test_train.py).
-#   python -m training.train --preset=ci --out_dir=/tmp/gram_ci
+# The tiny model: seconds on a CPU. One preset for the tests (tests/test_train.py), the CI demo
+# (training/presets/demo/ci.py) and the report's `--random-config tiny` column (its `model`).
+#   python -m training.train --preset=tiny --out_dir=/tmp/gram_tiny
 base = "smoke"
 model = dict(dim=64, depth=2, num_heads=4, mlp_dim=128, decoder_dim=32, decoder_depth=1, decoder_heads=8,
              d_state=16, headdim=16)

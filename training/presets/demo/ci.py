@@ -1,0 +1,6 @@
+# `python -m training.demo --profile ci`: the whole main job at test size (tests/test_demo.py).
+train = ("--preset=tiny", "--max_steps=12")
+suite = "tiny"
+random_config = "same"
+recon_scenes = 8
+parallel = False

@@ -1,0 +1,123 @@
+"""HEAR task folders on disk: the one module that reads and writes them.
+
+A task folder holds `task_metadata.json`, `<split>.json` ({file name: label}), `labelvocabulary.csv` (classification)
+and the audio in `<rate>/<split>/<file name>`; heareval's embedding output holds `<split>.embeddings.npy` (a raw
+float32 memmap), `<split>.embedding-dimensions.json` and `<split>.target-labels.pkl`.
+
+Writers are atomic (temporary name + rename), so an interrupted build never leaves a truncated file under its
+final name.  Audio is 32 kHz (`SR`, the pipeline rate of training.sources).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .sources import FS as SR
+from .sources import resample
+
+RATES = (16000, 22050, 32000, 44100, 48000)
+
+
+def is_task(path) -> bool:
+    return (Path(path) / "task_metadata.json").is_file()
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path, obj, indent=None) -> None:
+    """Atomic JSON write (temporary file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)
+    os.replace(tmp, path)
+
+
+def read_vocabulary(task) -> list[str]:
+    """Labels of labelvocabulary.csv in index order."""
+    lines = (Path(task) / "labelvocabulary.csv").read_text().splitlines()[1:]
+    return [line.split(",", 1)[1] for line in lines if line]
+
+
+def write_vocabulary(task, labels) -> None:
+    (Path(task) / "labelvocabulary.csv").write_text("idx,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+
+
+def source_rate(task: Path) -> int:
+    """The 32000 folder when present, else the highest sample rate folder present."""
+    rates = sorted(int(p.name) for p in Path(task).iterdir() if p.is_dir() and p.name.isdigit())
+    if not rates:
+        raise FileNotFoundError(f"{task}: no sample-rate folder (expected one of {RATES})")
+    return SR if SR in rates else rates[-1]
+
+
+def read_clip(path: Path, n_out: int | None) -> tuple[np.ndarray, int]:
+    """Mono float32 clip at 32 kHz (resampled if needed), cut or zero-padded to n_out samples when given."""
+    import soundfile as sf
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = resample(x.mean(axis=1), sr, SR)
+    if n_out is not None:
+        x = x[:n_out] if len(x) >= n_out else np.pad(x, (0, n_out - len(x)))
+    return np.ascontiguousarray(x, np.float32), sr
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """(channels, n) or (n,) float -> 16-bit PCM wav at 32 kHz, written under a temporary name and renamed."""
+    import soundfile as sf
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    sf.write(str(tmp), np.asarray(audio, np.float32).T, SR, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)
+
+
+def check_paths(src: Path, out: Path) -> None:
+    """Refuse any OUT that would write into (or replace) the source."""
+    s, o = Path(src).resolve(), Path(out).resolve()
+    if s == o or s in o.parents or o in s.parents:
+        raise ValueError(f"refusing to write {out} : it is the source {src}, inside it, or above it")
+
+
+def dir_size(path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def read_split(task, split: str):
+    """(names, audio (N, C, n) float32 or a list of (C, n) when lengths differ, labels) of one 32 kHz split."""
+    import soundfile as sf
+
+    task = Path(task)
+    labels = read_json(task / f"{split}.json")
+    names = sorted(labels)
+    clips = []
+    for n in names:
+        path = task / str(SR) / split / n
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        if sr != SR:
+            raise ValueError(f"{path}: sample rate {sr} Hz, expected {SR} (a 32 kHz task folder)")
+        clips.append(x.T)
+    same = len({c.shape for c in clips}) == 1
+    return names, (np.stack(clips) if same and clips else clips), [labels[n] for n in names]
+
+
+def read_heareval_split(emb_task_dir, split: str):
+    """(X (N, D), labels) from heareval's embedding output: `<split>.embeddings.npy` is a raw float32 memmap of
+    the shape in `<split>.embedding-dimensions.json`, labels in `<split>.target-labels.pkl` (same order)."""
+    d = Path(emb_task_dir)
+    shape = tuple(read_json(d / f"{split}.embedding-dimensions.json"))
+    x = np.array(np.memmap(d / f"{split}.embeddings.npy", dtype=np.float32, mode="r", shape=shape))
+    with open(d / f"{split}.target-labels.pkl", "rb") as f:
+        labels = pickle.load(f)
+    return x, labels
+
+
+__all__ = ["RATES", "SR", "check_paths", "dir_size", "is_task", "read_clip", "read_heareval_split", "read_json",
+           "read_split", "read_vocabulary", "source_rate", "write_json", "write_vocabulary", "write_wav"]
