@@ -5,15 +5,16 @@
 
 Embedders map a (B, C, n) float tensor of 32 kHz audio to (B, D) features:
 * `logmel_embedder()`: mean and standard deviation over time of each ear's 128-band log-mel (512-d, no model).
-* `binaural_embedder()`: hand-made binaural cues (213-d, no model): per band (24 bands up to 16 kHz) the
+* `binaural_embedder()`: hand-made binaural cues (213-d, no model): per band (24 bands, 150 Hz-16 kHz) the
   interaural level difference and each ear's mean log energy, the interaural phase (cos, sin of the
-  time-averaged cross-spectrum) of the 48 STFT bins below 1.5 kHz, and the GCC-PHAT cross-correlation at the 45
-  lags within +-0.7 ms (interaural time difference).
+  time-averaged cross-spectrum) of the 48 STFT bins below 1.5 kHz, and the GCC-PHAT cross-correlation
+  r(tau) = sum_n l[n + tau] r[n] at the 45 lags tau within +-0.7 ms (interaural time difference; a source on the
+  left, whose sound reaches the left ear first, peaks at a negative tau).
 * `gram_embedder(module, weights)`: scene embeddings of a hear_gram HEAR module, in-process.
 * `random_embedder(module, config, folder)`: the same for a randomly initialised model (seed 0, as training).
 
 Probe: features standardised with train statistics; a grid of closed-form ridge regressions (on one-hot or
-direction targets; alpha = N x 10^-3..10^2) and a shallow MLP (hidden 256, full-batch Adam, lr 1e-3, weight decay
+direction targets; alpha = N x 10^-3..10^3) and a shallow MLP (hidden 256, full-batch Adam, lr 1e-3, weight decay
 1e-3, dropout 0.1, early stopping on valid); every point is fitted on train and scored on valid with
 `score_fn` (lower is better), the best one is scored once on test.
 """
@@ -28,7 +29,7 @@ from torch import nn
 
 from .taskio import SR, read_json, read_split
 
-RIDGE_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # times the number of training clips
+RIDGE_ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)  # times the number of training clips
 MLP_GRID = ((256, 1e-3),)  # (hidden, lr)
 GRID = {"ridge": RIDGE_ALPHAS, "mlp": MLP_GRID}
 
@@ -156,10 +157,11 @@ def binaural_embedder(n_fft: int = 1024, n_bands: int = 24, ipd_max_hz: float = 
     """(B, 2, n) -> hand-made binaural cues (module docstring); 2 * n_bands + n_bands + 2 * bins + lags dims."""
     hop = n_fft // 2
     freqs = np.fft.rfftfreq(n_fft, 1 / SR)
-    edges = np.geomspace(100.0, SR / 2, n_bands + 1)
-    band = torch.as_tensor(np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])]),
-                           dtype=torch.float64)  # (bands, bins)
-    band = band / band.sum(1, keepdim=True).clamp(min=1)
+    edges = np.geomspace(150.0, SR / 2, n_bands + 1)  # from 150 Hz every band holds an STFT bin (n_fft 1024)
+    member = np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])])
+    if not member.any(1).all():
+        raise ValueError(f"n_fft={n_fft} leaves some of the {n_bands} bands without an STFT bin")
+    band = torch.as_tensor(member / member.sum(1, keepdims=True), dtype=torch.float64)  # (bands, bins)
     ipd_bins = np.flatnonzero((freqs > 0) & (freqs <= ipd_max_hz))
     max_lag = int(round(max_lag_ms * 1e-3 * SR))
     window = torch.hann_window(n_fft, dtype=torch.float64)

@@ -86,12 +86,11 @@ def intervals(results: dict, compare=None, n_boot: int = N_BOOT, seed: int = 0) 
             row, boots = {}, {}
             for c in cols:
                 v = np.asarray(res[c]["per_clip"], np.float64)
-                boots[c] = np.array([stat(v[i]) for i in idx])
+                boots[c] = stat(v[idx], axis=1)
                 row[c] = (float(stat(v)), *map(float, np.percentile(boots[c], [2.5, 97.5])))
             if compare and all(c in cols for c in compare):
-                a, b = (np.asarray(res[c]["per_clip"], np.float64) for c in compare)
                 d = boots[compare[0]] - boots[compare[1]]
-                row["diff"] = (float(stat(a) - stat(b)), *map(float, np.percentile(d, [2.5, 97.5])))
+                row["diff"] = (row[compare[0]][0] - row[compare[1]][0], *map(float, np.percentile(d, [2.5, 97.5])))
             out[task][name] = row
     return out
 
@@ -117,7 +116,7 @@ def table(results: dict, columns: list[str], manifest: dict | None = None, compa
             lines.append("| " + " | ".join([task, name] + cells) + " |")
     note = ("Cells: test value [95 % percentile-bootstrap interval over test clips, 2000 resamples shared by all "
             "columns]; the last column is the paired difference on the same resamples (an interval without 0 is a "
-            "real difference). Probes: (training.probe) ridge regressions (alpha = N x 1e-3..1e2) and an MLP "
+            "real difference). Probes: (training.probe) ridge regressions (alpha = N x 1e-3..1e3) and an MLP "
             "(hidden 256, Adam, early stopping), chosen on valid; localization: direction vectors, cosine loss. "
             "Embeddings: scene embeddings, in-process, module defaults.")
     if manifest:

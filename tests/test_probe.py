@@ -1,0 +1,71 @@
+"""Probing (training/probe.py), report intervals (training/report.py), held-out reconstruction (training/recon.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from training import probe, recon, report
+
+
+def test_binaural_cues_see_level_and_time_differences():
+    """A noise burst louder and earlier in the left ear: ILD > 0 in every band, GCC-PHAT peak at the lag."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(32000).astype(np.float32)
+    lag = 10  # samples: the right ear hears it 10 samples later
+    left, right = x[lag:], 0.5 * x[:-lag]
+    f = probe.binaural_embedder()(torch.from_numpy(np.stack([left, right]))[None])
+    assert f.shape == (1, 24 + 48 + 96 + 45) and torch.isfinite(f).all()
+    ild = f[0, :24]
+    assert torch.allclose(ild, torch.full_like(ild, 20 * np.log10(2)), atol=0.5)  # 6 dB in every band
+    gcc = f[0, -45:]
+    assert int(gcc.argmax()) - 22 == -lag  # lags -22..22; r(tau) = sum l[n + tau] r[n]: left leads -> -lag
+
+
+def test_ridge_path_matches_the_normal_equations():
+    rng = np.random.default_rng(1)
+    x, y = torch.tensor(rng.standard_normal((40, 6))), torch.tensor(rng.standard_normal((40, 2)))
+    (a, predict), = list(probe.ridge_path(x, y, [3.0]))
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    w = torch.linalg.solve(xc.T @ xc + 3.0 * torch.eye(6, dtype=x.dtype), xc.T @ yc)
+    assert torch.allclose(predict(x).double(), xc @ w + y.mean(0), atol=1e-4)
+
+
+def test_probe_selects_on_valid_and_learns_a_linear_rule():
+    rng = np.random.default_rng(2)
+    xs = [rng.standard_normal((n, 8)).astype(np.float32) for n in (200, 50, 50)]
+    ys = [(x[:, 0] > 0).astype(int) for x in xs]  # label = sign of feature 0
+    data = {s: (x, [[str(v)] for v in y]) for s, x, y in zip(("train", "valid", "test"), xs, ys)}
+    r = probe.classify(data, ["0", "1"])
+    assert r["top1_acc"] >= 0.9 and len(r["per_clip"]) == 50 and r["hparams"]["probe"] in ("ridge", "mlp")
+
+
+def test_report_intervals_are_paired_and_contain_the_value():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0, 60, 100)
+    res = {"loc": {"prediction_type": "cartesian-regression", "A": {"per_clip": a.tolist()},
+                   "B": {"per_clip": (a + 5).tolist()}}}  # B is A plus exactly 5 degrees on every clip
+    ci = report.intervals(res, compare=("A", "B"))["loc"]
+    for row in ci.values():
+        for col in ("A", "B"):
+            assert row[col][1] <= row[col][0] <= row[col][2]
+    mean = ci["DOA error mean (deg, lower is better)"]["diff"]
+    assert mean == pytest.approx((-5.0, -5.0, -5.0))  # paired resamples: no spread for a constant shift
+    md = report.table(res, ["A", "B"], None, ("A", "B"))
+    assert "-5.0 [-5.0, -5.0]" in md
+
+
+def test_recon_per_crop_is_the_training_loss():
+    from conftest import tiny_config
+    from hear_gram.model import GramModel, random_mask
+
+    torch.manual_seed(0)
+    model = GramModel(tiny_config())
+    c = model.config
+    x = torch.randn(3, c.in_channels, c.chunk_frames, c.n_mels)
+    mask = random_mask(3, c.n_tokens, c.n_masked)
+    loss, pred, target = model(x, mask)
+    per = recon.per_crop(pred, target, mask, c.in_channels)
+    assert per.mean().item() == pytest.approx(loss.item(), rel=1e-5)  # every row masks the same count
+    assert torch.allclose(recon.targets(c, x), target, atol=1e-5)
+    base = recon.baseline_losses(c, x, mask, target.mean(0, keepdim=True))
+    assert (base["patch mean (oracle)"] <= base["zero"] + 1e-6).all()  # the own-mean predictor is never worse
