@@ -3,6 +3,7 @@ embeddings -> mini Nat-HEAR evaluation -> results table (with intervals) and plo
 
     python -m training.demo                      # the `full` profile (about 30 min on a 2-core CPU)
     python -m training.demo --profile ci         # the same path at test size (a minute or two)
+    python -m training.demo --overwrite          # again into the same --out (replaces its run and export)
 
 Profiles are preset files (training/presets/demo/<name>.py, read by training.config): `train` (the arguments of
 `python -m training.train`), `suite` (a training/presets/suite/ preset), `random_config` (the random-init
@@ -56,6 +57,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=os.path.join(REPO, "out", "demo"))
     p.add_argument("--profile", choices=known_presets("demo"), default="full")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run and the export of an earlier demo in --out (else they are refused)")
     a = p.parse_args(argv)
     prof = profile(a.profile)
     out = os.path.abspath(a.out)
@@ -71,25 +74,34 @@ def main(argv=None):
     suite_workers = 1 if parallel else max(1, min(4, cores))
     train_threads = max(1, cores - 1) if parallel else cores
     train = start("1/5 pretrain GRAM-T on synthesized binaural scenes",
-                  [py, "-m", "training.train", *prof["train"], f"--threads={train_threads}", f"--out_dir={run_dir}"])
+                  [py, "-m", "training.train", *prof["train"], f"--threads={train_threads}", f"--out_dir={run_dir}",
+                   *(["--overwrite"] if a.overwrite else [])])
     build = [py, "-m", "training.minisuite", suite, "--preset", prof["suite"], "--workers", str(suite_workers),
              "--quiet"]
     if parallel:
         env = dict(os.environ, OMP_NUM_THREADS="1")
         suite_job = start("3/5 build the mini Nat-HEAR suite (held-out rooms; during pretraining)", build, env)
-        wait(train, timings)
-        wait(suite_job, timings)
+        try:
+            wait(train, timings)
+            wait(suite_job, timings)
+        finally:  # a failed stage stops its partner too
+            for _, _, proc in (train, suite_job):
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait()
     else:
         wait(train, timings)
         run("3/5 build the mini Nat-HEAR suite (held-out rooms)", build, timings)
-    run("2/5 export model.safetensors + config.json", [py, "-m", "training.export", run_dir, weights], timings)
+    run("2/5 export model.safetensors + config.json",
+        [py, "-m", "training.export", run_dir, weights, *(["--overwrite"] if a.overwrite else [])], timings)
     clips = sorted(glob.glob(os.path.join(suite, "tasks", "*", "32000", "test", "*.wav")))[:8]
     run("4/5 embed test clips with hear_gram and the exported weights",
         [py, "-m", "hear_gram.cli", "embed", *clips, "--weights", weights, "--kind", "both", "--out", emb], timings)
     run("5/5 evaluate: baselines vs random init vs trained, held-out reconstruction",
         [py, "-m", "training.report", "--suite", suite, "--weights", weights, "--out", report,
          "--random-config", prof["random_config"], "--run", run_dir, "--recon-scenes", str(prof["recon_scenes"]),
-         "--png-dir", os.path.join(out, "plots"), "--json", os.path.join(out, "results.json")], timings)
+         "--png-dir", os.path.join(out, "plots"), "--json", os.path.join(out, "results.json"),
+         *(["--overwrite"] if a.overwrite else [])], timings)
 
     from training import model_card
 

@@ -27,12 +27,10 @@ import sys
 import numpy as np
 from torch import nn
 
+from .hrir import ELEVATION_RANGE_DEG as ELEVATION_RANGE
 from .nathear import build_task
 from .probe import embed_task, fit_probe, gram_embedder
 from .taskio import read_heareval_split, write_vocabulary
-
-ELEVATION_RANGE = (-40.0, 90.0)
-
 
 # ---------------------------------------------------------------- task generation
 

@@ -147,9 +147,17 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="write the markdown report here (it is always printed)")
     p.add_argument("--json", help="write all results here")
     p.add_argument("--png-dir", help="predicted-vs-true direction plots of the localization tasks")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out / --json files")
     a = p.parse_args(argv)
     if a.random_config == "same" and not a.weights:
         p.error("--random-config same needs --weights")
+    from hear_gram.outputs import OutputError, check_output, write_text
+    try:  # before any work (README "Bad input")
+        for opt, path in (("--out", a.out), ("--json", a.json)):
+            if path:
+                check_output(path, overwrite=a.overwrite, option=opt)
+    except OutputError as e:
+        p.error(str(e))
     if a.png_dir:
         Path(a.png_dir).mkdir(parents=True, exist_ok=True)
     manifest_path = Path(a.suite) / "manifest.json"
@@ -178,9 +186,9 @@ def main(argv=None) -> int:
     md += f"\nModule: hear_gram.{a.module}; report time {time.perf_counter() - t0:.0f} s.\n"
     print(md)
     if a.out:
-        Path(a.out).write_text(md)
+        write_text(a.out, md)
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2, default=str))
+        write_text(a.json, json.dumps(out, indent=2, default=str))
     return 0
 
 
