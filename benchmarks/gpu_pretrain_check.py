@@ -71,9 +71,10 @@ def compute_step_s(model_args: dict, crops: int, device: str, bf16: bool, reps: 
 
     import torch
 
-    from hear_gram.model import VARIANTS, GramConfig, GramModel, random_mask
+    from hear_gram.model import VARIANTS, GramConfig
+    from training.pretrain_model import PretrainModel, random_mask
     cfg = GramConfig.from_dict({**VARIANTS["gram_t_patch"].config.to_dict(), **model_args})
-    model = GramModel(cfg).to(device)
+    model = PretrainModel(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(crops, cfg.in_channels, cfg.chunk_frames, cfg.n_mels, device=device)
     mask = random_mask(crops, cfg.n_tokens, cfg.n_masked).to(device)
@@ -148,7 +149,8 @@ def main(argv=None) -> int:
     stages, numbers = {}, {"device": a.device, "cores": cores, "toy": a.toy, "budget_s": a.budget_s}
     try:
         import torch
-        numbers.update(torch=torch.__version__, gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+        numbers.update(torch=torch.__version__,
+                       gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     except Exception as e:  # noqa: BLE001 (recorded, not fatal)
         numbers["torch_error"] = repr(e)
 

@@ -31,14 +31,14 @@ GOAL_DATA, GOAL_CROPS = 0.20, 2500.0
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--toy", action="store_true", help="CPU dry run: ci-size GRAM-T/GRAM-M, 2 clips x 2 crops, 1 step")
+    ap.add_argument("--toy", action="store_true", help="CPU dry run: tiny GRAM-T/GRAM-M, 2 clips x 2 crops, 1 step")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--no-compile", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("HEAR_GRAM_MAMBA_KERNELS", "1")
     t_start = time.perf_counter()
     if args.toy:
-        device, configs, clips, crops, steps, warmup = torch.device("cpu"), ["ci", "ci@gram_m_patch"], 2, 2, 1, 1
+        device, configs, clips, crops, steps, warmup = torch.device("cpu"), ["tiny", "tiny@gram_m_patch"], 2, 2, 1, 1
         torch.set_num_threads(1)
         peak = gemm_gflops(device, torch.float32, 512)
     else:

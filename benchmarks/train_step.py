@@ -1,6 +1,6 @@
 """Training-step time and crops/s of training/train.py's step, per scene backend, against a FLOP floor.
 
-    python -m benchmarks.train_step                                    # CPU: ci and smoke models, both backends
+    python -m benchmarks.train_step                                    # CPU: tiny and smoke models, both backends
     python -m benchmarks.train_step --configs gram_t_patch gram_m_patch --clips 32 --crops 16 --device cuda \
         --backends torch numpy --steps 5                               # the paper's step on a GPU
     python -m benchmarks.train_step --configs smoke --compile          # also torch.compile of the model
@@ -65,7 +65,7 @@ def flops_per_crop(c: GramConfig) -> float:
 
 def config_named(name: str) -> GramConfig:
     """A variant name (full size, training log_eps), a preset name, or `preset@variant` (the preset's model
-    overrides on another variant's architecture, e.g. ci@gram_m_patch: a toy GRAM-M)."""
+    overrides on another variant's architecture, e.g. tiny@gram_m_patch: a toy GRAM-M)."""
     if name in VARIANTS:
         return GramConfig(**{**VARIANTS[name].config.to_dict(), "log_eps": 1e-5})
     name, _, variant = name.partition("@")
@@ -149,7 +149,7 @@ def row(r: dict, peak: float) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--configs", nargs="+", default=["ci", "smoke"],
+    ap.add_argument("--configs", nargs="+", default=["tiny", "smoke"],
                     help="preset names (training/presets) or variant names (full size)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--backends", nargs="+", default=["numpy", "torch"], choices=["numpy", "torch"])

@@ -56,10 +56,10 @@ def test_report_intervals_are_paired_and_contain_the_value():
 
 def test_recon_per_crop_is_the_training_loss():
     from conftest import tiny_config
-    from hear_gram.model import GramModel, random_mask
+    from training.pretrain_model import PretrainModel, random_mask
 
     torch.manual_seed(0)
-    model = GramModel(tiny_config())
+    model = PretrainModel(tiny_config())
     c = model.config
     x = torch.randn(3, c.in_channels, c.chunk_frames, c.n_mels)
     mask = random_mask(3, c.n_tokens, c.n_masked)

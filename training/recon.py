@@ -100,8 +100,8 @@ def bootstrap(per_scene: dict, n_boot: int = 2000, seed: int = 0) -> dict:
     return out
 
 
-def evaluate(trained: PretrainModel, n_scenes: int = 32, crops: int = 4, seed: int = 0, scene_preset: str = "smoke",
-             init_seed: int = 0) -> dict:
+def evaluate(trained: PretrainModel, n_scenes: int = 32, crops: int = 4, seed: int = 0,
+             scene_preset: str = "smoke", init_seed: int = 0) -> dict:
     """Held-out reconstruction losses of `trained`, its random init (torch.manual_seed(init_seed)) and the
     baselines; per-scene values, bootstrap intervals and paired differences to `trained`."""
     cfg = trained.config
