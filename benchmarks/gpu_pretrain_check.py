@@ -223,6 +223,8 @@ def main(argv=None) -> int:
                    "--json", os.path.join(out, "results.json"), "--png-dir", os.path.join(out, "plots")]
     if a.device == "cuda":
         report_args += ["--precision", "bf16"]
+    if a.toy:
+        report_args += ["--recon-scenes", "8"]
     with open(os.path.join(out, "report.log"), "w") as f:
         subprocess.run(report_args, cwd=REPO, check=True, stdout=f, stderr=subprocess.STDOUT)
     stages["report"] = time.time() - t0
