@@ -254,13 +254,16 @@ def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
     fields = dict(encoder=layout.backbone, patch=(fs, ts), in_channels=in_ch, dim=dim, depth=depth)
     if not mamba:
         fields["mlp_dim"] = sd["backbone.layers.0.mlp.0.weight"][0]
-    if "decoder_embed.weight" in sd:  # head counts and widths are not in the shapes: they come from `base`
+    # the decoder, when the file has it; head counts are not in the shapes: they come from `base`
+    if "decoder_embed.weight" in sd:
+        fields["decoder_dim"] = sd["decoder_embed.weight"][0]
+    dec_depth = len({k.split(".")[1] for k in sd if k.startswith("decoder_blocks.")})
+    if dec_depth:
         windows = []
         for h in range(base.decoder_heads):
             t = sd.get(f"decoder_blocks.0.wmha.attn_heads.{h}.relative_position_bias_table")
             windows.append(0 if t is None else (t[0] + 1) // 2)
-        fields.update(decoder_dim=sd["decoder_embed.weight"][0], decoder_windows=tuple(windows),
-                      decoder_depth=len({k.split(".")[1] for k in sd if k.startswith("decoder_blocks.")}))
+        fields.update(decoder_windows=tuple(windows), decoder_depth=dec_depth)
     return GramConfig(**{**base.to_dict(), **fields})
 
 
@@ -347,3 +350,69 @@ def config_from_files(weights_meta: dict, config_json: str = None) -> GramConfig
     if weights_meta.get("format") == FORMAT and "config" in weights_meta:
         return GramConfig.from_dict(json.loads(weights_meta["config"]))
     return None
+
+
+# -- transformers-style Hub repos -----------------------------------------------------------------
+# config.json field of the authors' transformers remote code -> GramConfig field (issue 15; read as data,
+# transformers is never imported and no remote code runs).
+HF_FIELDS = {"patch_size": "patch", "decoder_window_sizes": "decoder_windows", "encoder_hidden_dim": "dim",
+             "encoder_num_layers": "depth", "encoder_num_heads": "num_heads", "decoder_embedding_dim": "decoder_dim",
+             "num_mel_bins": "n_mels", "input_length": "chunk_frames", "in_channels": "in_channels",
+             "num_channels": "in_channels"}
+# fields the weights' shapes determine (a config.json that disagrees is an error); the others fill in
+SHAPE_FIELDS = ("patch", "in_channels", "dim", "depth", "decoder_dim", "decoder_windows")
+
+
+def is_transformers_config(d) -> bool:
+    return isinstance(d, dict) and d.get("format") != FORMAT and any(
+        k in d for k in ("model_type", "architectures", "auto_map"))
+
+
+def transformers_fields(d: dict, source: str = "config.json") -> dict:
+    """GramConfig fields from a transformers `config.json` (model_type `gramt-*`); clear errors for other
+    model types and for the ambisonics model (FOA input is not supported)."""
+    mt = str(d.get("model_type", ""))
+    if not mt.startswith("gramt"):
+        raise CheckpointError(f"{source}: model_type {mt!r} is not a GRAM model (expected 'gramt-*')")
+    if "ambisonic" in mt:
+        raise CheckpointError(f"{source}: model_type {mt!r} is the first-order-ambisonics GRAM (4-channel FOA input "
+                              f"features), which hear_gram does not support yet; use a binaural or mono model")
+    out = {}
+    for k, f in HF_FIELDS.items():
+        if k in d and d[k] is not None:
+            out[f] = tuple(int(x) for x in d[k]) if isinstance(d[k], (list, tuple)) else int(d[k])
+    strides = (d.get("frequency_stride"), d.get("time_stride"))
+    if "patch" in out and any(s is not None and int(s) != p for s, p in zip(strides, out["patch"])):
+        raise CheckpointError(f"{source}: strides {strides} differ from patch_size {out['patch']}: overlapping "
+                              f"patches are not supported")
+    out.setdefault("in_channels", 1 if "mono" in mt else 2)
+    return out
+
+
+def resolve_config(shapes: dict, weights_meta: dict, config_json: str = None, base: GramConfig = None) -> tuple:
+    """-> (GramConfig, where it came from).  hear_gram's own config.json / metadata first; else the weights'
+    shapes, completed (and cross-checked) by a transformers config.json when the repo has one."""
+    own = config_from_files(weights_meta, config_json)
+    if own is not None:
+        return own, "hear_gram config"
+    cfg = infer_config(shapes, base=base)
+    d = None
+    if config_json and os.path.exists(config_json):
+        with open(config_json) as f:
+            try:
+                d = json.load(f)
+            except ValueError:
+                d = None
+    if not is_transformers_config(d):
+        return cfg, "tensor shapes"
+    hf = transformers_fields(d, config_json)
+    ours = set(parse_keys(shapes).keys.values())
+    has = {"decoder_dim": "decoder_embed.weight" in ours,
+           "decoder_windows": any(k.startswith("decoder_blocks.") for k in ours)}
+    fixed = [f for f in SHAPE_FIELDS if has.get(f, True)]
+    bad = [f"{f}: config.json {hf[f]} vs weights {getattr(cfg, f)}" for f in fixed
+           if f in hf and hf[f] != getattr(cfg, f)]
+    if bad:
+        raise CheckpointError(f"{config_json} does not describe the weights: " + "; ".join(bad))
+    cfg = GramConfig(**{**cfg.to_dict(), **{f: v for f, v in hf.items() if f not in fixed}})
+    return cfg, f"transformers config (model_type {d.get('model_type')!r}) + tensor shapes"

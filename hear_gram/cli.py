@@ -3,6 +3,7 @@
     hear-gram embed PATHS... --model gram_t_patch [--weights FILE|FOLDER|REPO] --out emb.npz
     hear-gram convert IN.ckpt OUT.safetensors   # a trusted official Lightning checkpoint -> safetensors
     hear-gram smoke [--variant gram_t_patch]    # embeds a generated binaural clip with local weights
+    hear-gram check WEIGHTS                     # file, folder or owner/name[@rev]: header only; exit 0 = loads
 
 `embed` reads wav/flac/ogg files or folders of them (mono or binaural, any sample rate: resampled to
 32 kHz) and writes one .npz: `files` (the paths embedded), `scene` (n, D) and, with `--kind
@@ -263,6 +264,14 @@ def _embed_stream(args, model, files):
         sys.exit(1)
 
 
+def _check(args):
+    from .check import check
+
+    lines, ok = check(args.weights, revision=args.revision)
+    print("\n".join(lines))
+    sys.exit(0 if ok else 1)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="hear-gram", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -290,6 +299,10 @@ def main(argv=None):
     s = sub.add_parser("smoke", help="embed a generated binaural clip with random local weights")
     s.add_argument("--variant", default="gram_t_patch")
     s.set_defaults(func=_smoke)
+    k = sub.add_parser("check", help="will these weights load? (reads only the safetensors header)")
+    k.add_argument("weights", help="a .safetensors file, a folder holding model.safetensors, or owner/name[@revision]")
+    k.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for owner/name")
+    k.set_defaults(func=_check)
     args = p.parse_args(argv)
     args.func(args)
 

@@ -141,12 +141,14 @@ MAMBA = dict(encoder="mamba", depth=24)
 
 @dataclass(frozen=True)
 class Variant:
-    """A named model: architecture, default Hub weights (repo + pinnable revision) and runtime defaults."""
+    """A named model: architecture, default Hub weights (repo + pinnable revision, then the fallback
+    repos tried in order when the first is missing) and runtime defaults."""
 
     name: str
     config: GramConfig
     repo_id: str
-    revision: str = None
+    revision: str = None  # None: the repo's main branch (no published commit could be checked offline)
+    fallback_repo_ids: tuple = ()
     default_strategy: str = "raw"
     localization_strategy: str = "mean"
     repo_confirmed: bool = True
@@ -155,7 +157,10 @@ class Variant:
 
 VARIANTS = {
     v.name: v for v in (
-        Variant("gram_t_patch", GramConfig(**PATCH), "labhamlet/gramt-binaural"),
+        # the authors' current HEAR wrappers load the transformers-style repos; the older mixin-style
+        # repo is what the GRAM-T repository's huggingface/gramt_binaural.py downloads
+        Variant("gram_t_patch", GramConfig(**PATCH), "labhamlet/gramt-binaural-frame",
+                fallback_repo_ids=("labhamlet/gramt-binaural",)),
         Variant("gram_t_time", GramConfig(**TIME), "labhamlet/gramt-binaural-time"),
         # The official GRAM-M Hub ids are not confirmed (gram_spec §0): one constant per variant.
         Variant("gram_m_patch", GramConfig(**PATCH, **MAMBA), "labhamlet/gramm-binaural", repo_confirmed=False),

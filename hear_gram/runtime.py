@@ -410,7 +410,10 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     weights, config_json = hub.resolve_weights(model_file_path, v, revision=options.get("revision"),
                                                repo_id=options.get("repo_id"))
     shapes, _, meta = checkpoint.read_header(weights)
-    cfg = checkpoint.config_from_files(meta, config_json) or checkpoint.infer_config(shapes, base=v.config)
+    cfg, _ = checkpoint.resolve_config(shapes, meta, config_json, base=v.config)
+    if cfg.in_channels not in (1, 2):
+        raise checkpoint.CheckpointError(f"{weights} holds a model with {cfg.in_channels} input channels: hear_gram "
+                                         f"runs mono (1) and binaural (2) models; ambisonics is not supported yet")
     if cfg.encoder != v.config.encoder or cfg.patch != v.config.patch:
         kind = {"transformer": "GRAM-T", "mamba": "GRAM-M"}[cfg.encoder]
         match = [name for name, x in VARIANTS.items() if (x.config.encoder, x.config.patch) == (cfg.encoder, cfg.patch)]
