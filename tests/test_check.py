@@ -110,3 +110,23 @@ def test_check_outcomes(tiny, tmp_path, capsys):
     for name, (path, msg) in fail.items():
         code, out = _check(path, capsys)
         assert code == 1 and msg in out, (name, out)
+
+
+def test_loaded_model_does_not_depend_on_its_file(tiny, tmp_path):
+    """The tensors are read into memory the model owns (no memory map): truncating the file in place
+    afterwards must not crash (SIGBUS) or change the model."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    path = _write(tmp_path / "w", tiny[1])
+    code = ("import torch, hear_gram.gram_t_patch as g\n"
+            f"rt = g.load_model({path!r})\n"
+            "before = rt.get_scene_embeddings(torch.zeros(1, 2, 32000) + 0.1)\n"
+            f"open({path!r} + '/model.safetensors', 'wb').close()\n"
+            "assert torch.equal(rt.get_scene_embeddings(torch.zeros(1, 2, 32000) + 0.1), before)\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "PYTHONPATH": REPO})
+    assert r.returncode == 0 and r.stdout.split() == ["ok"], (r.returncode, r.stderr[-2000:])
