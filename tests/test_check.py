@@ -70,6 +70,50 @@ def test_mono_model_takes_mono_and_downmixes_binaural(tmp_path):
     emb, _ = rt.get_timestamp_embeddings(x)
     ref, _ = rt.get_timestamp_embeddings(x.mean(1))
     assert torch.allclose(emb, ref, atol=1e-5) and emb.shape[-1] == 8 * 96
+    st = rt.stream(channels=2)  # streaming binaural audio into the mono model: the same downmix
+    parts = [st.push(x[0, :, :25000])[0], st.push(x[0, :, 25000:])[0], st.flush()[0]]
+    assert torch.allclose(torch.cat(parts), emb[0], atol=1e-5)
+
+
+def test_gram_m_encoder_only_file_loads(tmp_path):
+    from conftest import official_state_dict
+    from hear_gram.checkpoint import load_encoder
+    from hear_gram.model import VARIANTS
+
+    sd = official_state_dict("gramm_time")
+    enc = {k: v for k, v in sd.items() if not (k.startswith("model.") and is_head_key(
+        k[len("model."):].replace("decoder_v.", "decoder_blocks.")))}
+    assert "model.encoder_norm.weight" not in enc and "model.encoder_v.norm_f.weight" in enc
+    m = load_encoder(VARIANTS["gram_m_time"].config, enc)
+    assert torch.equal(m.backbone.norm_f.weight, sd["model.encoder_v.norm_f.weight"])
+
+
+def test_check_reads_a_hub_header_without_the_weights(tiny, monkeypatch):
+    """`check owner/name` off the cache: the header from huggingface_hub.get_safetensors_metadata."""
+    import huggingface_hub
+    from huggingface_hub.utils._safetensors import SafetensorsFileMetadata, SafetensorsRepoMetadata, TensorInfo
+
+    from hear_gram import check as check_mod
+
+    _, sd = tiny
+    calls = []
+
+    def fake(repo_id, revision=None, **kw):
+        calls.append((repo_id, revision))
+        tensors = {"gramt." + k: TensorInfo(dtype="F32", shape=list(v.shape), data_offsets=(0, 4 * v.numel()))
+                   for k, v in sd.items()}
+        f = SafetensorsFileMetadata(metadata={}, tensors=tensors)
+        return SafetensorsRepoMetadata(metadata=None, sharded=False, weight_map={k: "model.safetensors" for k in tensors},
+                                       files_metadata={"model.safetensors": f})
+
+    def nothing(*a, **kw):  # neither the cache nor the Hub has a file: no network in the test
+        raise FileNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", fake)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", nothing)
+    lines, ok = check_mod.check("someone/gram-t@abc123")
+    assert ok and calls == [("someone/gram-t", "abc123")], lines
+    assert "(header from the Hub)" in lines[0] and "prefix 'gramt.'" in "\n".join(lines)
 
 
 def test_check_outcomes(tiny, tmp_path, capsys):

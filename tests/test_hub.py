@@ -130,6 +130,9 @@ def test_official_packagings_from_the_hub_cache(official_cache):
             "a = mono.get_scene_embeddings(x)\n"  # binaural into a mono model: the waveform average
             "b = mono.get_scene_embeddings(x.mean(1))\n"
             "assert a.shape == (2, 8 * 96) and torch.allclose(a, b, atol=1e-5)\n"
+            "from hear_gram.check import check\n"  # a cached repo is checked from the cache, offline
+            "lines, ok = check('labhamlet/gramt-binaural-frame')\n"
+            "assert ok and '(Hub cache)' in lines[0] and \"prefix 'gramt.'\" in '\\n'.join(lines), lines\n"
             "print('ok')\n")
     r = _run(code, root)
     assert r.returncode == 0, r.stderr
