@@ -219,9 +219,14 @@ def encoder_state(config: GramConfig, enc_sd: dict) -> dict:
     """Our encoder keys -> tensors with the front-end tables filled in from the recipe when absent
     (and checked against it when present)."""
     recipe = {"melspec." + k: v for k, v in front_end(config).state_dict().items()}
+    enc_sd = dict(enc_sd)
     for k in set(MEL_KEYS) & set(enc_sd):
-        if not torch.allclose(enc_sd[k].float(), recipe[k], rtol=1e-6, atol=1e-7):
+        dt = enc_sd[k].dtype
+        # a float16/bfloat16 file holds the tables rounded: compare at its precision, then use the float32 recipe
+        if not torch.allclose(enc_sd[k].float(), recipe[k].to(dt).float(), rtol=1e-6, atol=1e-7):
             raise CheckpointError(f"{k} differs from the log-mel recipe of gram_spec §1.1")
+        if dt != torch.float32:
+            del enc_sd[k]
     return {**recipe, **enc_sd}
 
 
@@ -240,9 +245,11 @@ def load_encoder(config: GramConfig, state_dict: dict) -> GramEncoder:
     return encoder.eval()
 
 
-def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
+def infer_config(state_dict: dict, base: GramConfig = None, num_heads: int = None) -> GramConfig:
     """Architecture from tensor shapes (Appendix C step 3); other fields (log_eps, head counts, the
-    decoder when the file has none) from `base`.  `state_dict` values may be tensors or shapes."""
+    decoder when the file has none) from `base`.  `state_dict` values may be tensors or shapes.  The
+    encoder's head count is not in the shapes: it is `num_heads` when given (a config says it), else the
+    base's, which is only taken for the base's width (another width's head count would be a guess)."""
     base = base or GramConfig()
     layout = parse_keys(state_dict)
     sd = {layout.keys[k]: tuple(getattr(v, "shape", v)) for k, v in state_dict.items() if k in layout.keys}
@@ -253,6 +260,13 @@ def infer_config(state_dict: dict, base: GramConfig = None) -> GramConfig:
     mamba = layout.backbone == "mamba"
     depth = len({k.split(".")[2] for k in sd if k.startswith("backbone.layers.")})
     fields = dict(encoder=layout.backbone, patch=(fs, ts), in_channels=in_ch, dim=dim, depth=depth)
+    if not mamba and num_heads is not None:
+        fields["num_heads"] = num_heads
+    elif not mamba and dim != base.dim:
+        raise CheckpointError(f"the weights hold a {dim}-wide transformer encoder and no config: its attention head "
+                              f"count cannot be read from the tensors (the {base.num_heads} heads of the "
+                              f"{base.dim}-wide default would be a guess); put hear_gram's config.json beside the "
+                              f"weights (hear_gram.checkpoint.save_model writes one)")
     if not mamba:
         fields["mlp_dim"] = sd["backbone.layers.0.mlp.0.weight"][0]
     # the decoder, when the file has it; head counts are not in the shapes: they come from `base`
@@ -335,11 +349,25 @@ def read_tensors(path: str, keys) -> dict:
     return out
 
 
+FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")  # safetensors dtype names a weights file may use
+
+
+def check_dtypes(path: str, dtypes: dict) -> None:
+    """The encoder's weights must be floating point: an integer or boolean tensor is not a trained weight to cast
+    to float.  float16 / bfloat16 / float64 files load, cast to float32.  (The pretraining head holds integer
+    index buffers; it is never loaded for inference.)"""
+    bad = sorted(f"{k} ({d})" for k, d in dtypes.items() if d not in FLOAT_DTYPES)
+    if bad:
+        raise CheckpointError(f"{path}: weights must be floating point ({', '.join(FLOAT_DTYPES)}); "
+                              f"{len(bad)} tensor(s) are not: {_short(bad)}")
+
+
 def load_encoder_file(path: str, config: GramConfig) -> GramEncoder:
     """`load_encoder` reading only the encoder's tensors (and the front-end copies) from `path`; the
     pretraining head is checked from the header and never read."""
-    shapes, _, _ = read_header(path)
+    shapes, dtypes, _ = read_header(path)
     layout = parse_keys(shapes)
+    check_dtypes(path, {k: dtypes[k] for k in list(layout.encoder_keys) + list(layout.mel_copies)})
     head = {k: shapes[k] for k in layout.head_keys}
     sd = read_tensors(path, list(layout.encoder_keys) + list(layout.mel_copies))
     # the head's shapes are checked by load_encoder through zero-size stand-ins of the right shape
@@ -368,17 +396,50 @@ def save_model(model, folder: str, extra_config: dict = None) -> tuple:
     return w_path, c_path
 
 
-def config_from_files(weights_meta: dict, config_json: str = None) -> GramConfig:
-    """Our config, from `config.json` beside the weights or from the safetensors metadata; None for
-    official files (which carry neither)."""
-    if config_json and os.path.exists(config_json):
-        with open(config_json) as f:
-            d = json.load(f)
-        if d.get("format") == FORMAT:
-            return GramConfig.from_dict(d["config"])
+def _config(d, where: str) -> GramConfig:
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: the config is a {type(d).__name__}, not an object of GramConfig fields")
+    try:
+        return GramConfig.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {e}") from None
+
+
+def config_from_files(weights_meta: dict, config_json: str = None, weights: str = "the weights") -> GramConfig:
+    """Our config, from the safetensors metadata (the file's own, embedded by save_model) and/or `config.json`
+    beside the weights; None for official files (which carry neither).  When both exist they must agree: the
+    file's own config is never silently overridden.  A malformed config.json, a missing 'config' object, wrong
+    types or values are CheckpointErrors naming the file."""
+    embedded = beside = None
     if weights_meta.get("format") == FORMAT and "config" in weights_meta:
-        return GramConfig.from_dict(json.loads(weights_meta["config"]))
-    return None
+        try:
+            d = json.loads(weights_meta["config"])
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{weights}: malformed config in the safetensors metadata ({e})") from None
+        embedded = _config(d, f"{weights} (embedded config)")
+    if config_json and os.path.exists(config_json):
+        try:
+            with open(config_json, encoding="utf-8") as f:
+                d = json.load(f)
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{config_json}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") \
+                from None
+        except UnicodeDecodeError as e:
+            raise CheckpointError(f"{config_json}: not a text file ({e.reason})") from None
+        if not isinstance(d, dict):
+            raise CheckpointError(f"{config_json}: expected a JSON object, got {type(d).__name__}")
+        if d.get("format") == FORMAT:
+            if "config" not in d:
+                raise CheckpointError(f"{config_json}: no 'config' entry (a {FORMAT!r} config.json holds the "
+                                      f"GramConfig fields under 'config')")
+            beside = _config(d["config"], config_json)
+    if embedded is not None and beside is not None and embedded != beside:
+        a, b = embedded.to_dict(), beside.to_dict()
+        diff = [k for k in a if a[k] != b[k]]
+        raise CheckpointError(f"{config_json} says {', '.join(f'{k}={b[k]!r}' for k in diff)} but {weights} embeds "
+                              f"{', '.join(f'{k}={a[k]!r}' for k in diff)}: fix or remove config.json (the "
+                              f"weights' own config is never overridden)")
+    return embedded or beside
 
 
 # -- transformers-style Hub repos -----------------------------------------------------------------
@@ -418,23 +479,25 @@ def transformers_fields(d: dict, source: str = "config.json") -> dict:
     return out
 
 
-def resolve_config(shapes: dict, weights_meta: dict, config_json: str = None, base: GramConfig = None) -> tuple:
+def resolve_config(shapes: dict, weights_meta: dict, config_json: str = None, base: GramConfig = None,
+                   weights: str = "the weights") -> tuple:
     """-> (GramConfig, where it came from).  hear_gram's own config.json / metadata first; else the weights'
-    shapes, completed (and cross-checked) by a transformers config.json when the repo has one."""
-    own = config_from_files(weights_meta, config_json)
+    shapes, completed (and cross-checked) by a transformers config.json when the repo has one.  Errors name
+    `weights` or the config file."""
+    own = config_from_files(weights_meta, config_json, weights)  # a malformed config.json is an error here
     if own is not None:
         return own, "hear_gram config"
-    cfg = infer_config(shapes, base=base)
     d = None
     if config_json and os.path.exists(config_json):
         with open(config_json) as f:
-            try:
-                d = json.load(f)
-            except ValueError:
-                d = None
-    if not is_transformers_config(d):
+            d = json.load(f)
+    hf = transformers_fields(d, config_json) if is_transformers_config(d) else {}
+    try:
+        cfg = infer_config(shapes, base=base, num_heads=hf.get("num_heads"))
+    except (CheckpointError, ValueError) as e:
+        raise CheckpointError(f"{weights}: {e}") from None
+    if not hf:
         return cfg, "tensor shapes"
-    hf = transformers_fields(d, config_json)
     ours = set(parse_keys(shapes).keys.values())
     has = {"decoder_dim": "decoder_embed.weight" in ours,
            "decoder_windows": any(k.startswith("decoder_blocks.") for k in ours)}
@@ -443,5 +506,8 @@ def resolve_config(shapes: dict, weights_meta: dict, config_json: str = None, ba
            if f in hf and hf[f] != getattr(cfg, f)]
     if bad:
         raise CheckpointError(f"{config_json} does not describe the weights: " + "; ".join(bad))
-    cfg = GramConfig(**{**cfg.to_dict(), **{f: v for f, v in hf.items() if f not in fixed}})
+    try:
+        cfg = GramConfig(**{**cfg.to_dict(), **{f: v for f, v in hf.items() if f not in fixed}})
+    except ValueError as e:
+        raise CheckpointError(f"{config_json}: {e}") from None
     return cfg, f"transformers config (model_type {d.get('model_type')!r}) + tensor shapes"

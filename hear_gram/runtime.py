@@ -410,7 +410,7 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     weights, config_json = hub.resolve_weights(model_file_path, v, revision=options.get("revision"),
                                                repo_id=options.get("repo_id"))
     shapes, _, meta = checkpoint.read_header(weights)
-    cfg, _ = checkpoint.resolve_config(shapes, meta, config_json, base=v.config)
+    cfg, _ = checkpoint.resolve_config(shapes, meta, config_json, base=v.config, weights=weights)
     if cfg.in_channels not in (1, 2):
         raise checkpoint.CheckpointError(f"{weights} holds a model with {cfg.in_channels} input channels: hear_gram "
                                          f"runs mono (1) and binaural (2) models; ambisonics is not supported yet")

@@ -139,3 +139,96 @@ def test_saved_weights_get_the_same_file_mode_as_the_config(tmp_path):
         os.umask(old)
     assert oct(os.stat(w).st_mode & 0o777) == oct(os.stat(c).st_mode & 0o777) == "0o644"
     assert sorted(os.listdir(tmp_path / "export")) == ["config.json", "model.safetensors"]  # no temporary files
+
+
+# -- configs and weights that must not load silently (issue 11, findings 4, 9, 10) ---------------------------------
+
+def _export(tmp_path, **kw):
+    torch.manual_seed(0)
+    model = GramEncoder(tiny_config(**kw)).eval()
+    save_model(model, str(tmp_path / "w"))
+    return tmp_path / "w", model
+
+
+def _edit_config(folder, **fields):
+    d = json.loads((folder / "config.json").read_text())
+    d["config"].update(fields)
+    (folder / "config.json").write_text(json.dumps(d))
+
+
+def test_a_config_json_never_overrides_the_weights_own_config(tmp_path):
+    from hear_gram.runtime import load_runtime
+
+    folder, _ = _export(tmp_path, num_heads=8)
+    _edit_config(folder, num_heads=4)
+    for spec in (folder, folder / "model.safetensors"):
+        with pytest.raises(CheckpointError, match=r"config\.json says num_heads=4 but .*model\.safetensors embeds "
+                                                  r"num_heads=8: fix or remove config\.json"):
+            load_runtime("gram_t_patch", str(spec))
+    _edit_config(folder, num_heads=8)  # agreeing files load
+    assert load_runtime("gram_t_patch", str(folder)).config.num_heads == 8
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", r"config\.json: malformed JSON \(Expecting property name .* at line 1 column 2\)"),
+    ('["a"]', r"config\.json: expected a JSON object, got list"),
+    ('{"format": "hear_gram"}', r"config\.json: no 'config' entry"),
+    ('{"format": "hear_gram", "config": 3}', r"config\.json: the config is a int"),
+    ('{"format": "hear_gram", "config": {"dim": "64"}}', r"config\.json: GramConfig dim='64': must be an integer"),
+    ('{"format": "hear_gram", "config": {"depth": 0}}', r"config\.json: GramConfig depth=0: must be >= 1"),
+    ('{"format": "hear_gram", "config": {"layers": 2}}', r"config\.json: unknown GramConfig fields \['layers'\]"),
+])
+def test_bad_config_json_is_a_named_error(tmp_path, text, match):
+    from hear_gram.runtime import load_runtime
+
+    folder, model = _export(tmp_path)
+    sd = read_safetensors(str(folder / "model.safetensors"))[0]
+    save_file(sd, str(folder / "model.safetensors"))  # no embedded config: config.json is the only one
+    (folder / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=match):
+        load_runtime("gram_t_patch", str(folder))
+
+
+def test_integer_weights_are_refused(tmp_path):
+    from hear_gram.runtime import load_runtime
+
+    folder, _ = _export(tmp_path)
+    sd, meta = read_safetensors(str(folder / "model.safetensors"))
+    sd["patch_embed.proj.weight"] = sd["patch_embed.proj.weight"].to(torch.int32)
+    save_file(sd, str(folder / "model.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match=r"weights must be floating point .*1 tensor\(s\) are not: "
+                                              r"patch_embed\.proj\.weight \(I32\)"):
+        load_runtime("gram_t_patch", str(folder))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_load_as_float32(tmp_path, dtype):
+    """The file's tensors (front-end tables included) in fp16/bf16: they load, upcast to float32, and the
+    front end keeps the float32 recipe instead of the rounded copies."""
+    from hear_gram.runtime import GramRuntime, load_runtime
+
+    folder, model = _export(tmp_path)
+    sd, meta = read_safetensors(str(folder / "model.safetensors"))
+    assert "melspec.mel_scale.fb" in sd
+    save_file({k: v.to(dtype) for k, v in sd.items()}, str(folder / "model.safetensors"), metadata=meta)
+    rt = load_runtime("gram_t_patch", str(folder))
+    assert all(p.dtype == torch.float32 for p in rt.model.parameters())
+    assert torch.equal(rt.model.melspec.mel_scale.fb, model.melspec.mel_scale.fb)
+    rounded = GramEncoder(model.config)
+    rounded.load_state_dict({k: v.to(dtype).float() if not k.startswith("melspec.") else v
+                             for k, v in model.state_dict().items()})
+    audio = torch.randn(1, 2, 32000, generator=torch.Generator().manual_seed(0)) * 0.1
+    ref = GramRuntime(rounded.eval(), "gram_t_patch").get_scene_embeddings(audio)
+    assert torch.equal(rt.get_scene_embeddings(audio), ref)
+
+
+def test_weights_without_a_config_whose_head_count_is_unknown_are_refused(tmp_path):
+    from hear_gram.runtime import load_runtime
+
+    folder, _ = _export(tmp_path)
+    sd = read_safetensors(str(folder / "model.safetensors"))[0]
+    os.remove(folder / "config.json")
+    save_file(sd, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: the weights hold a 64-wide transformer encoder "
+                                              r"and no config: its attention head count cannot be read"):
+        load_runtime("gram_t_patch", str(folder))
