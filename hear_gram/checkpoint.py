@@ -249,7 +249,8 @@ def infer_config(state_dict: dict, base: GramConfig = None, num_heads: int = Non
     """Architecture from tensor shapes (Appendix C step 3); other fields (log_eps, head counts, the
     decoder when the file has none) from `base`.  `state_dict` values may be tensors or shapes.  The
     encoder's head count is not in the shapes: it is `num_heads` when given (a config says it), else the
-    base's, which is only taken for the base's width (another width's head count would be a guess)."""
+    base's (12 for the official variants; documented in the README), and an error when that does not divide
+    the width."""
     base = base or GramConfig()
     layout = parse_keys(state_dict)
     sd = {layout.keys[k]: tuple(getattr(v, "shape", v)) for k, v in state_dict.items() if k in layout.keys}
@@ -262,11 +263,11 @@ def infer_config(state_dict: dict, base: GramConfig = None, num_heads: int = Non
     fields = dict(encoder=layout.backbone, patch=(fs, ts), in_channels=in_ch, dim=dim, depth=depth)
     if not mamba and num_heads is not None:
         fields["num_heads"] = num_heads
-    elif not mamba and dim != base.dim:
+    elif not mamba and dim % base.num_heads:
         raise CheckpointError(f"the weights hold a {dim}-wide transformer encoder and no config: its attention head "
-                              f"count cannot be read from the tensors (the {base.num_heads} heads of the "
-                              f"{base.dim}-wide default would be a guess); put hear_gram's config.json beside the "
-                              f"weights (hear_gram.checkpoint.save_model writes one)")
+                              f"count cannot be read from the tensors, and the variant's {base.num_heads} heads do not "
+                              f"divide {dim}; put hear_gram's config.json beside the weights (hear_gram.checkpoint."
+                              f"save_model writes one)")
     if not mamba:
         fields["mlp_dim"] = sd["backbone.layers.0.mlp.0.weight"][0]
     # the decoder, when the file has it; head counts are not in the shapes: they come from `base`

@@ -225,10 +225,11 @@ def test_half_precision_weights_load_as_float32(tmp_path, dtype):
 def test_weights_without_a_config_whose_head_count_is_unknown_are_refused(tmp_path):
     from hear_gram.runtime import load_runtime
 
-    folder, _ = _export(tmp_path)
+    folder, _ = _export(tmp_path)  # 64 wide: the variant's 12 heads do not divide it
     sd = read_safetensors(str(folder / "model.safetensors"))[0]
     os.remove(folder / "config.json")
     save_file(sd, str(folder / "model.safetensors"))
     with pytest.raises(CheckpointError, match=r"model\.safetensors: the weights hold a 64-wide transformer encoder "
-                                              r"and no config: its attention head count cannot be read"):
+                                              r"and no config: its attention head count cannot be read from the "
+                                              r"tensors, and the variant's 12 heads do not divide 64"):
         load_runtime("gram_t_patch", str(folder))
