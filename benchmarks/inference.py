@@ -1,73 +1,194 @@
-"""Inference throughput of the HEAR runtime: clips/s and real-time factor (audio seconds per second).
+"""Inference speed of the HEAR runtime on this machine, side by side: chunks, s/chunk, GFLOP/s, ratio.
 
-    python -m benchmarks.inference [--variants gram_t_patch gram_m_patch] [--repeat 2] [--device cpu cuda]
+    python -m benchmarks.inference [--variants gram_t_patch] [--shapes "8 x 10 s" "1 x 120 s"]
+        [--modes fp32:32 fp32:8 int8:8] [--repeat 3] [--official-src DIR --official-python PY]
+    python -m benchmarks.inference --accuracy [--variants gram_t_patch gram_m_patch]
 
-Random weights of the full official architecture (speed does not depend on the values).  Rows:
-(1 x 120 s) and (8 x 10 s) binaural clips, default runtime vs official-compatibility runtime, on
-CPU and on CUDA when present.  Prints a markdown table.
+Weights: the parity fixtures' rule weights (`tests/official_fixtures.py checkpoint`, the same for every
+runtime compared).  A mode is `precision:max_chunks` (chunks per forward pass).  Every row embeds the same
+binaural noise (amplitude 0.1) with `get_scene_embeddings`; the modes (and the official runtime, when
+`--official-src` names a checkout of labhamlet/GRAM-T and `--official-python` a Python that can import it)
+run in turn, `--repeat` rounds, alternating, and the table gives the median wall time of the embedding alone
+(load excluded; one warm-up per mode).  GFLOP/s = the encoder's FLOPs per chunk (counted once with
+torch.utils.flop_counter) x chunks / wall time.  Ratio = the first mode's time / this row's time.
+
+`--accuracy`: int8 against fp32 on the parity fixtures' audio (3 binaural clips of 3.3 s) with the fixture
+weights, raw timestamp embeddings: minimum cosine over frames and relative error ||int8 - fp32|| / ||fp32||.
 """
 
 import argparse
+import json
 import os
+import platform
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
 import torch
 
-
-from hear_gram.checkpoint import save_model
-from hear_gram.model import VARIANTS, GramEncoder
+from hear_gram.model import VARIANTS
 from hear_gram.runtime import load_runtime
 
 SR = 32000
-SHAPES = {"1 x 120 s": (1, 120), "8 x 10 s": (8, 10)}
+SHAPES = {"8 x 10 s": (8, 10), "1 x 120 s": (1, 120), "1 x 10 s": (1, 10), "2 x 4 s": (2, 4)}
+FIXTURE = {"gram_t_patch": "gramt_frame", "gram_t_time": "gramt_time", "gram_m_patch": "gramm_frame",
+           "gram_m_time": "gramm_time"}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def bench(rt, n, seconds, repeat):
-    audio = torch.randn(n, 2, seconds * SR, generator=torch.Generator().manual_seed(0)) * 0.1
-    audio = audio.to(rt.device)
-    rt.get_scene_embeddings(audio[:, :, : 2 * SR])  # warm-up
-    _sync(rt.device)
+# Run inside --official-python with the official checkout on sys.path: load, warm up, time the embedding.
+OFFICIAL_SNIPPET = r"""
+import json, sys, time, torch
+sys.path.insert(0, sys.argv[1])
+from hear_api import load_model
+n, seconds, repeat = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+model = load_model(sys.argv[2])
+audio = torch.randn(n, 2, seconds * 32000, generator=torch.Generator().manual_seed(0)) * 0.1
+dev = next(model.parameters()).device
+audio = audio.to(dev)
+with torch.no_grad():
+    model.get_scene_embeddings(audio[:, :, :2 * 32000])
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        rt.get_scene_embeddings(audio)
-        _sync(rt.device)
+        t0 = time.perf_counter(); model.get_scene_embeddings(audio)
+        if dev.type == "cuda": torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    best = min(times)
-    return n / best, n * seconds / best, best
+print("RESULT " + json.dumps(times))
+"""
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+            f"CPU capability {torch.backends.cpu.get_cpu_capability()}, load average {load:.1f} at start")
+
+
+def fixture_weights(variant, folder, prefix=""):
+    path = os.path.join(folder, f"{variant}{'-' + prefix.strip('.') if prefix else ''}.safetensors")
+    if not os.path.exists(path):
+        subprocess.run([sys.executable, os.path.join(REPO, "tests", "official_fixtures.py"), "checkpoint",
+                        FIXTURE[variant], path, "--prefix", prefix], check=True, capture_output=True)
+    return path
+
+
+def chunk_flops(rt):
+    """FLOPs of one 2 s chunk through the encoder (counted by torch.utils.flop_counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = rt.config
+    x = torch.zeros(1, c.in_channels, c.chunk_frames, c.n_mels)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        rt.model.forward_features(x)
+    return fc.get_total_flops()
+
+
+def n_chunks(rt, n, seconds):
+    return n * len(rt.chunk_plan(seconds * SR)[0])
+
+
+def time_ours(rt, audio):
+    t0 = time.perf_counter()
+    rt.get_scene_embeddings(audio)
+    return time.perf_counter() - t0
+
+
+def official_times(a, variant, n, seconds, weights_ckpt):
+    cmd = [a.official_python, "-c", OFFICIAL_SNIPPET, a.official_src, weights_ckpt, str(n), str(seconds), "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=a.official_src)
+    for line in r.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])[0]
+    raise RuntimeError(f"official runtime failed: {(r.stderr.strip().splitlines() or ['no output'])[-1]}")
+
+
+def speed(a, tmp):
+    print(machine())
+    print("| variant | input | runtime | chunks | s/chunk | GFLOP/s | wall s (median) | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for variant in a.variants:
+        weights = fixture_weights(variant, tmp)
+        runtimes = {}
+        for mode in a.modes:
+            precision, mc = mode.split(":")
+            runtimes[mode] = load_runtime(variant, weights, max_chunks=int(mc), precision=precision)
+        first = next(iter(runtimes.values()))
+        flops = chunk_flops(first)
+        ckpt = None
+        if a.official_src:  # the official runtime reads a torch.load checkpoint {"state_dict": bare keys}
+            from safetensors.torch import load_file
+
+            ckpt = os.path.join(tmp, f"{variant}.ckpt")
+            torch.save({"state_dict": load_file(fixture_weights(variant, tmp, "model."))}, ckpt)
+        for shape in a.shapes:
+            n, seconds = SHAPES[shape]
+            audio = torch.randn(n, 2, seconds * SR, generator=torch.Generator().manual_seed(0)) * 0.1
+            for rt in runtimes.values():  # warm-up (and the int8 copy is built here)
+                rt.get_scene_embeddings(audio[:1, :, :2 * SR])
+            times = {m: [] for m in runtimes}
+            if ckpt:
+                times["official"] = []
+            for _ in range(a.repeat):  # alternate: one run of each per round
+                for m, rt in runtimes.items():
+                    times[m].append(time_ours(rt, audio))
+                if ckpt:
+                    times["official"].append(official_times(a, variant, n, seconds, ckpt))
+            base = None
+            for m, ts in times.items():
+                med = statistics.median(ts)
+                k = n * (len(first.chunk_plan(seconds * SR)[0]) if m != "official" else
+                         (seconds * 100 + 1) // 200 + 1)  # official: one padding chunk more per whole 2 s
+                base = base or med
+                label = "official RuntimeGRAMT" if m == "official" else f"hear_gram {m.replace(':', ', max_chunks=')}"
+                print(f"| {variant} | {shape} | {label} | {k} | {med / k:.3f} | {flops * k / med / 1e9:.0f} | "
+                      f"{med:.2f} ({', '.join(f'{t:.1f}' for t in ts)}) | {base / med:.2f} |", flush=True)
+
+
+def accuracy(a, tmp):
+    from safetensors.torch import load_file
+
+    audio = load_file(os.path.join(REPO, "tests", "fixtures", "official", "inputs.safetensors"))["audio_binaural"]
+    print(machine())
+    print("| variant | clips | frames | min cosine int8 vs fp32 | rel err int8 vs fp32 | fp32 s | int8 s |")
+    print("|---|---|---|---|---|---|---|")
+    for variant in a.variants:
+        weights = fixture_weights(variant, tmp)
+        out = {}
+        for p in ("fp32", "int8"):
+            rt = load_runtime(variant, weights, precision=p, max_chunks=8)
+            rt.get_timestamp_embeddings(audio[:1])  # warm-up
+            t0 = time.perf_counter()
+            out[p] = rt.get_timestamp_embeddings(audio)[0]
+            out[p + "_s"] = time.perf_counter() - t0
+        ref, q = out["fp32"].flatten(0, 1).double(), out["int8"].flatten(0, 1).double()
+        cos = torch.nn.functional.cosine_similarity(q, ref, dim=-1)
+        rel = ((q - ref).norm() / ref.norm()).item()
+        print(f"| {variant} | {audio.shape[0]} x {audio.shape[-1] / SR:.1f} s | {ref.shape[0]} | {cos.min():.5f} | "
+              f"{rel:.4f} | {out['fp32_s']:.2f} | {out['int8_s']:.2f} |", flush=True)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", nargs="+", default=["gram_t_patch"])
-    p.add_argument("--devices", nargs="+", default=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    p.add_argument("--shapes", nargs="+", default=list(SHAPES))
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--max-chunks", type=int, default=32)
+    p.add_argument("--variants", nargs="+", default=["gram_t_patch"], choices=list(VARIANTS))
+    p.add_argument("--shapes", nargs="+", default=["8 x 10 s", "1 x 120 s"], choices=list(SHAPES))
+    p.add_argument("--modes", nargs="+", default=["fp32:32", "fp32:8", "int8:8"],
+                   help="precision:max_chunks, the first is the ratio's reference")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--official-src", default=None, help="a checkout of labhamlet/GRAM-T (never inside this repo)")
+    p.add_argument("--official-python", default=sys.executable, help="a Python that can import the official code")
+    p.add_argument("--accuracy", action="store_true", help="int8 vs fp32 on the parity fixture audio")
     a = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
-    print("| variant | device | input | runtime | clips/s | real-time factor (audio s / s) | wall s |")
-    print("|---|---|---|---|---|---|---|")
+    if a.threads:
+        torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in a.variants:
-            torch.manual_seed(0)
-            folder = os.path.join(tmp, name)
-            save_model(GramEncoder(VARIANTS[name].config), folder)
-            for dev in a.devices:
-                for compat in (False, True):
-                    rt = load_runtime(name, folder, compat=compat, max_chunks=a.max_chunks).to(dev)
-                    for shape in a.shapes:
-                        n, s = SHAPES[shape]
-                        cps, rtf, wall = bench(rt, n, s, a.repeat)
-                        mode = "official-compat" if compat else "default"
-                        print(f"| {name} | {dev} | {shape} | {mode} | {cps:.3f} | {rtf:.1f} | {wall:.2f} |", flush=True)
+        (accuracy if a.accuracy else speed)(a, tmp)
 
 
 if __name__ == "__main__":

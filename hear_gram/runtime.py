@@ -44,7 +44,41 @@ FRONT_END_BATCH = 4  # chunks per STFT call: the front end's working memory, ind
 # dtype of the returned timestamp embeddings (the scene embedding is always float32): fp16 halves the
 # raw output (1 h of GRAM-T patch raw: 45,000 x 6144 floats = 1.1 GB in float32)
 OUT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# encoder precision: autocast dtype (None: float32).  int8 = dynamic quantization of every nn.Linear on the CPU
+# (an approximation, see README "Speed"); auto = the fastest measured safe mode for the device at each call.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None, "auto": None}
+
+
+def cpu_has_native(dtype: torch.dtype) -> bool:
+    """Whether this CPU runs `dtype` matmuls natively in oneDNN (AVX512-BF16 / AMX / AVX512-FP16); without
+    it autocast emulates them (measured 5.6x slower than fp32 for bf16 on an AVX2 EPYC)."""
+    try:
+        if dtype == torch.bfloat16:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A dynamically quantized copy of `model` for the CPU: every nn.Linear, and the ViT's packed q/k/v
+    projection (given an nn.Linear view of its weights first), gets int8 weights and int8 activations
+    quantized per batch (torch.ao dynamic quantization, fbgemm/x86 engine).  The float model is untouched."""
+    import copy
+
+    from torch.ao.quantization import quantize_dynamic
+
+    from .vit import SelfAttention
+
+    q = copy.deepcopy(model).float().cpu().eval()
+    for m in q.modules():
+        if isinstance(m, SelfAttention):
+            lin = nn.Linear(m.in_proj_weight.shape[1], m.in_proj_weight.shape[0])
+            lin.weight, lin.bias = m.in_proj_weight, m.in_proj_bias
+            m.qkv = lin
+    with warnings.catch_warnings():  # torch.ao quantized tensors are marked deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(q, {nn.Linear}, dtype=torch.qint8)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", "none", ""}
 
@@ -120,6 +154,8 @@ class GramRuntime(nn.Module):
         self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
         self.max_chunks = max_chunks
         self.precision = precision
+        self._cache = {}  # derived models (the int8 copy); a plain dict, so not part of the state dict
+        self._warned = False
         self.out_dtype = out_dtype
         c = model.config
         self.sample_rate = int(c.sample_rate)
@@ -238,13 +274,42 @@ class GramRuntime(nn.Module):
         return (tokens.to(torch.float64) * tok + (tok - 1) / 2) * hop_ms
 
     # -- encoder over chunks ------------------------------------------------------------------------
+    def effective_precision(self) -> str:
+        """The precision the encoder runs in on the current device: `auto` -> bf16 on a CUDA GPU with bf16
+        (fp16 on older GPUs), fp32 on a CPU; bf16/fp16 on a CPU without native support -> fp32 with a warning;
+        int8 off the CPU is an error."""
+        p, dev = self.precision, self.device.type
+        if p == "auto":
+            if dev == "cuda":
+                return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "fp32"
+        if p == "int8" and dev != "cpu":
+            raise ValueError(f"precision='int8' is a CPU mode (dynamic quantization); the model is on {dev}: "
+                             f"use 'bf16' or 'auto' there")
+        if p in ("bf16", "fp16") and dev == "cpu" and not cpu_has_native(PRECISIONS[p]):
+            if not self._warned:
+                warnings.warn(f"precision={p!r}: this CPU has no native {p} matmuls (oneDNN reports none), so "
+                              f"autocast would emulate them, several times slower than fp32 (5.6x measured for bf16 "
+                              f"on an AVX2 CPU); running in fp32.  On a CPU, 'int8' is the fast approximate mode",
+                              stacklevel=3)
+                self._warned = True
+            return "fp32"
+        return p
+
     def _encode(self, chunks: torch.Tensor) -> torch.Tensor:
         """(M, C, 200, 128) -> tokens (M, 1 + N, D) float32, at most `max_chunks` per pass; the encoder runs
-        under autocast when `precision` is bf16/fp16 (the front end and normalisation stay float32)."""
-        dtype = PRECISIONS[self.precision]
+        under autocast when the precision is bf16/fp16, on a dynamically quantized copy for int8 (the front
+        end and normalisation stay float32)."""
+        p = self.effective_precision()
+        model = self.model
+        if p == "int8":
+            if self._cache.get("int8") is None:
+                self._cache["int8"] = quantize_int8(self.model)
+            model = self._cache["int8"]
+        dtype = PRECISIONS[p]
         ctx = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with ctx:
-            outs = [self.model.forward_features(chunks[i:i + self.max_chunks], layer=self.layer).float()
+            outs = [model.forward_features(chunks[i:i + self.max_chunks], layer=self.layer).float()
                     for i in range(0, chunks.shape[0], self.max_chunks)]
         return torch.cat(outs) if outs else chunks.new_zeros(0, 1 + self.config.n_tokens, self.config.dim)
 
@@ -395,8 +460,9 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     """Build a variant's runtime with weights from `model_file_path` (file, folder, 'owner/name[@rev]',
     or '' for the variant's Hub repo).  Options (strings from heareval's --model-options are parsed):
     strategy ('raw' | 'mean' | 'cls'), layer (int), compat (bool: official runtime semantics),
-    max_chunks (chunks per forward pass), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder,
-    for GPUs; parity holds in fp32 only), out_dtype ('fp32' | 'fp16' | 'bf16': dtype of the returned timestamp
+    max_chunks (chunks per forward pass), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder, for
+    GPUs and CPUs with native support, else fp32 with a warning; 'int8': dynamically quantized encoder on the
+    CPU, an approximation; 'auto': bf16 on CUDA, fp32 on a CPU; parity holds in fp32 only), out_dtype ('fp32' | 'fp16' | 'bf16': dtype of the returned timestamp
     embeddings; the scene embedding stays float32), revision, repo_id, log_eps (override the weights' log offset);
     use_mwmae_decoder / in_channels are accepted for compatibility with the official option strings."""
     unknown = sorted(set(options) - set(OPTIONS))

@@ -28,7 +28,10 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3D)
+        # `qkv`: an nn.Linear holding the same packed projection, set only on the runtime's int8 copy so that
+        # dynamic quantization (which swaps nn.Linear modules) reaches it
+        qkv_proj = getattr(self, "qkv", None)
+        qkv = qkv_proj(x) if qkv_proj is not None else F.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, N, 3D)
         q, k, v = qkv.view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, hd)
         return self.out_proj(y.transpose(1, 2).reshape(b, n, d))

@@ -175,15 +175,47 @@ def test_gram_m_cls_does_not_depend_on_the_audio_and_warns():
                               mean.get_scene_embeddings(noise(1, 2, SR, seed=2)), atol=1e-4)
 
 
-def test_bf16_precision_is_close_to_fp32_and_returns_float32():
+def test_bf16_precision_is_close_to_fp32_and_returns_float32(monkeypatch):
+    import hear_gram.runtime as R
+
     x = noise(2, 2, int(2.5 * SR))
     ref = runtime().get_scene_embeddings(x)
+    monkeypatch.setattr(R, "cpu_has_native", lambda dtype: True)  # as on a CPU with AVX512-BF16 / AMX
     low = runtime(precision="bf16").get_scene_embeddings(x)
     assert low.dtype == torch.float32
     rel = ((low - ref).norm() / ref.norm()).item()
     assert 0 < rel < 3e-2  # autocast really ran, and stayed close
     with pytest.raises(ValueError, match="precision must be one of"):
-        runtime(precision="int8")
+        runtime(precision="int4")
+
+
+def test_bf16_on_a_cpu_without_native_support_warns_and_runs_fp32(monkeypatch):
+    import hear_gram.runtime as R
+
+    monkeypatch.setattr(R, "cpu_has_native", lambda dtype: False)
+    x = noise(1, 2, SR)
+    rt = runtime(precision="bf16")
+    with pytest.warns(UserWarning, match="no native bf16 matmuls.*running in fp32"):
+        out = rt.get_scene_embeddings(x)
+    assert torch.equal(out, runtime().get_scene_embeddings(x))
+    assert runtime(precision="auto").effective_precision() == "fp32"
+
+
+@pytest.mark.parametrize("time", [False, True])
+def test_int8_quantizes_every_linear_including_packed_qkv_and_stays_close(time):
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    x = noise(2, 2, int(3.3 * SR))
+    rt = runtime(time=time, precision="int8")
+    emb = rt.get_timestamp_embeddings(x)[0]
+    ref = runtime(time=time).get_timestamp_embeddings(x)[0]
+    q = rt._cache["int8"]
+    assert not [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]  # none left in float
+    assert all(isinstance(m.self_attention.qkv, QLinear) for m in q.encoder.layers)
+    assert rt.model.encoder.layers[0].self_attention.in_proj_weight.dtype == torch.float32  # float model kept
+    assert not [k for k in rt.state_dict() if "self_attention.qkv" in k]
+    cos = torch.nn.functional.cosine_similarity(emb.flatten(0, 1), ref.flatten(0, 1), dim=-1)
+    assert cos.min() > 0.99 and 0 < rel_err(emb, ref) < 0.1
 
 
 def test_mean_scene_is_the_mean_of_the_raw_frames_over_time_and_frequency():
