@@ -40,6 +40,7 @@ from .model import STRATEGIES, VARIANTS, GramConfig, GramEncoder
 # embeddings (a DC signal of 1e17 already overflows).  Audio is expected in [-1, 1]; int16- or int32-scaled
 # floats are far below the limit.
 MAX_AMPLITUDE = 1e16
+DEFAULT_MAX_CHUNKS = {"cpu": 8, "cuda": 64}
 FRONT_END_BATCH = 4  # chunks per STFT call: the front end's working memory, independent of max_chunks
 # dtype of the returned timestamp embeddings (the scene embedding is always float32): fp16 halves the
 # raw output (1 h of GRAM-T patch raw: 45,000 x 6144 floats = 1.1 GB in float32)
@@ -134,14 +135,14 @@ class GramRuntime(nn.Module):
     """
 
     def __init__(self, model: GramEncoder, variant: str, strategy: str = "raw", layer: int = None,
-                 compat: bool = False, max_chunks: int = 32, precision: str = "fp32", out_dtype: str = "fp32"):
+                 compat: bool = False, max_chunks: int = None, precision: str = "fp32", out_dtype: str = "fp32"):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         depth = model.config.depth
         if layer is not None and not -depth <= layer <= depth:
             raise ValueError(f"layer={layer} is outside [-{depth}, {depth}]")
-        if max_chunks < 1:
+        if max_chunks is not None and max_chunks < 1:
             raise ValueError("max_chunks must be >= 1")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -152,7 +153,7 @@ class GramRuntime(nn.Module):
                           "audio (gram_spec §3.2); use 'mean' or 'raw'", stacklevel=2)
         self.model = model.eval()
         self.variant, self.strategy, self.layer, self.compat = variant, strategy, layer, compat
-        self.max_chunks = max_chunks
+        self._max_chunks = max_chunks
         self.precision = precision
         self._cache = {}  # derived models (the int8 copy); a plain dict, so not part of the state dict
         self._warned = False
@@ -166,6 +167,14 @@ class GramRuntime(nn.Module):
     @property
     def config(self) -> GramConfig:
         return self.model.config
+
+    @property
+    def max_chunks(self) -> int:
+        """Chunks per forward pass: the option, or the device's default, 8 on a CPU (measured: 8 chunks per
+        pass ran ~20 % faster than 32 on an AVX2 EPYC, the matmuls stay in cache) and 64 on a GPU."""
+        if self._max_chunks is not None:
+            return self._max_chunks
+        return DEFAULT_MAX_CHUNKS.get(self.device.type, 8)
 
     @property
     def device(self) -> torch.device:
@@ -460,7 +469,7 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     """Build a variant's runtime with weights from `model_file_path` (file, folder, 'owner/name[@rev]',
     or '' for the variant's Hub repo).  Options (strings from heareval's --model-options are parsed):
     strategy ('raw' | 'mean' | 'cls'), layer (int), compat (bool: official runtime semantics),
-    max_chunks (chunks per forward pass), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder, for
+    max_chunks (chunks per forward pass; default 8 on a CPU, 64 on a GPU), precision ('fp32' | 'bf16' | 'fp16': autocast of the encoder, for
     GPUs and CPUs with native support, else fp32 with a warning; 'int8': dynamically quantized encoder on the
     CPU, an approximation; 'auto': bf16 on CUDA, fp32 on a CPU; parity holds in fp32 only), out_dtype ('fp32' | 'fp16' | 'bf16': dtype of the returned timestamp
     embeddings; the scene embedding stays float32), revision, repo_id, log_eps (override the weights' log offset);
@@ -494,6 +503,6 @@ def load_runtime(variant: str, model_file_path: str = "", **options) -> GramRunt
     return GramRuntime(model, variant, strategy=str(options.get("strategy") or v.default_strategy),
                        layer=_as_int("layer", options.get("layer")),
                        compat=_as_bool("compat", options.get("compat", False)),
-                       max_chunks=_as_int("max_chunks", options.get("max_chunks", 32), allow_none=False),
+                       max_chunks=_as_int("max_chunks", options.get("max_chunks")),
                        precision=str(options.get("precision") or "fp32"),
                        out_dtype=str(options.get("out_dtype") or "fp32"))
