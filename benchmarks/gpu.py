@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from hear_gram.model import VARIANTS, GramConfig, GramModel
+from hear_gram.model import VARIANTS, GramConfig, GramEncoder
 from hear_gram.runtime import GramRuntime
 
 from .inference import OFFICIAL_SNIPPET, REPO, fixture_weights
@@ -104,7 +104,7 @@ def main():
     for v in a.variants:
         cfg = config(v, a.toy)
         torch.manual_seed(0)
-        model = GramModel(cfg).to(dev).eval()
+        model = GramEncoder(cfg).to(dev).eval()
         flops = chunk_flops(model, cfg)
         for prec, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
             for b in a.batches:
@@ -136,7 +136,7 @@ def main():
         for v in a.variants:
             cfg = config(v, a.toy)
             torch.manual_seed(0)
-            model = GramModel(cfg)
+            model = GramEncoder(cfg)
             if not a.toy:  # the rule weights, shared with the official runtime
                 from hear_gram import checkpoint
 

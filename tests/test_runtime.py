@@ -211,8 +211,8 @@ def test_int8_quantizes_every_linear_including_packed_qkv_and_stays_close(time):
     ref = runtime(time=time).get_timestamp_embeddings(x)[0]
     q = rt._cache["int8"]
     assert not [n for n, m in q.named_modules() if type(m) is torch.nn.Linear]  # none left in float
-    assert all(isinstance(m.self_attention.qkv, QLinear) for m in q.encoder.layers)
-    assert rt.model.encoder.layers[0].self_attention.in_proj_weight.dtype == torch.float32  # float model kept
+    assert all(isinstance(m.self_attention.qkv, QLinear) for m in q.backbone.layers)
+    assert rt.model.backbone.layers[0].self_attention.in_proj_weight.dtype == torch.float32  # float model kept
     assert not [k for k in rt.state_dict() if "self_attention.qkv" in k]
     cos = torch.nn.functional.cosine_similarity(emb.flatten(0, 1), ref.flatten(0, 1), dim=-1)
     assert cos.min() > 0.99 and 0 < rel_err(emb, ref) < 0.1
