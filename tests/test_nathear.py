@@ -286,3 +286,66 @@ def test_build_does_not_depend_on_the_torch_thread_count(tmp_path, synth):
         torch.set_num_threads(before)
     assert len(out[1]) == 6 and out[1] == out[2]
     assert (tmp_path / "t1" / "scenes" / "test.jsonl").read_bytes() == (tmp_path / "t2" / "scenes" / "test.jsonl").read_bytes()
+
+
+# -- a task folder is downloaded data (issue 11, findings 1 and 13) ---------------------------------------------
+
+def _snapshot(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("evil", ["../../../../elsewhere/x.wav", "ABSOLUTE", "a/../../x.wav", ""])
+def test_file_names_from_a_split_json_never_leave_the_output_folder(tmp_path, synth, evil):
+    src = make_source(tmp_path / "src")
+    victim = tmp_path / "victim.wav"
+    victim.write_bytes(b"someone else's file")
+    name = str(victim) if evil == "ABSOLUTE" else evil
+    labels = json.loads((src / "train.json").read_text())
+    labels[name] = ["high"]
+    (src / "train.json").write_text(json.dumps(labels))
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match=r"train\.json: name .* is not a plain relative path inside the task folder"):
+        nathear.build_task(src, tmp_path / "out", seed=0, rooms=8, synth=synth, progress=False)
+    assert _snapshot(tmp_path) == before  # nothing written anywhere, OUT not even created
+    assert victim.read_bytes() == b"someone else's file"
+    assert nathear.main(["build", str(src), str(tmp_path / "out"), "--rooms", "8", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("missing_wav", r"train\.json lists 1 file\(s\) missing from .*16000/train: b\.wav"),
+    ("no_splits", r"task_metadata\.json has no 'splits' list \(got None\)"),
+    ("bad_metadata", r"task_metadata\.json: malformed JSON \(Expecting .* at line 1 column"),
+    ("bad_split_json", r"valid\.json: malformed JSON"),
+    ("split_json_list", r"test\.json: expected a JSON object \{file name: label\}, got list"),
+    ("evil_split", r"'splits': name '\.\./x' is not a plain relative path"),
+    ("corrupt_wav", r"cannot read .*16000/train/b\.wav: "),
+])
+def test_a_broken_task_is_a_named_error_and_does_not_stop_the_others(tmp_path, synth, capsys, damage, match):
+    good = make_source(tmp_path / "src")
+    bad = good.parent / "bad-v1.0-full"
+    import shutil
+
+    shutil.copytree(good, bad)
+    meta = json.loads((bad / "task_metadata.json").read_text())
+    if damage == "missing_wav":
+        (bad / "16000" / "train" / "b.wav").unlink()
+    elif damage == "no_splits":
+        (bad / "task_metadata.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "splits"}))
+    elif damage == "bad_metadata":
+        (bad / "task_metadata.json").write_text("{'task_name': 'bad',")
+    elif damage == "bad_split_json":
+        (bad / "valid.json").write_text('{"d.wav": ["high"]')
+    elif damage == "split_json_list":
+        (bad / "test.json").write_text('["e.wav", "f.wav"]')
+    elif damage == "evil_split":
+        (bad / "task_metadata.json").write_text(json.dumps({**meta, "splits": ["train", "../x"]}))
+    elif damage == "corrupt_wav":
+        (bad / "16000" / "train" / "b.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(ValueError, match=match):
+        nathear.build_task(bad, tmp_path / "one", seed=0, rooms=8, synth=synth, progress=False)
+    # the folder of tasks: the good task is built, the bad one reported, exit status 1
+    assert nathear.main(["build", str(good.parent), str(tmp_path / "all"), "--rooms", "8", "--quiet"]) == 1
+    cap = capsys.readouterr()
+    assert "toy-v1.0-full: 6 files, 6 rendered" in cap.out and "error: task bad-v1.0-full: " in cap.err
+    assert "1 of 2 tasks failed: bad-v1.0-full" in cap.err
+    assert json.loads((tmp_path / "all" / "toy-v1.0-full" / "nathear.json").read_text())["complete"] is True

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .taskio import SR, check_paths, is_task, read_clip, read_json, source_rate, write_json, write_wav
+from .taskio import (SR, TaskError, check_paths, is_task, read_clip, read_json, read_labels, read_metadata, source_rate,
+                     write_json, write_wav)
 
 BUILDER_VERSION = 1
 
@@ -105,6 +106,7 @@ def _render_one(name: str, job: dict | None = None) -> dict:
     rng = file_rng(job["seed"], job["split"], name)
     kwargs = job["placement"](rng) if job["placement"] is not None else {}
     audio, scene = job["synth"].spatialize(clip, rng=rng, **kwargs)
+    (job["folder"] / name).parent.mkdir(parents=True, exist_ok=True)  # names are confined to the folder (taskio)
     write_wav(job["folder"] / name, audio.cpu().numpy())
     return {"file": name, **_clean(scene)}
 
@@ -141,6 +143,21 @@ class _renderer:
         return False
 
 
+def read_source(src: Path) -> tuple:
+    """(metadata, source sample rate, {split: labels}) of a HEAR task folder, checked before anything is written:
+    a malformed or incomplete task_metadata.json or split JSON, a file name that leaves the folder (absolute or
+    with '..') and a listed wav that does not exist are TaskErrors naming the file."""
+    meta = read_metadata(src)
+    rate = source_rate(src)
+    labels = {split: read_labels(src, split) for split in meta["splits"]}
+    for split, names in labels.items():
+        missing = [n for n in sorted(names) if not (src / str(rate) / split / n).is_file()]
+        if missing:
+            raise TaskError(f"{src / (split + '.json')} lists {len(missing)} file(s) missing from "
+                            f"{src / str(rate) / split}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return meta, rate, labels
+
+
 def build_task(src, out, seed: int = 0, snr_db=(5.0, 40.0), rooms: int = 64, brir_dirs=(), noise_dirs=(),
                synth=None, mode: str = "scene", placement=None, relabel=None, metadata_update=None,
                progress: bool = True, workers: int = 1) -> dict:
@@ -156,6 +173,7 @@ def build_task(src, out, seed: int = 0, snr_db=(5.0, 40.0), rooms: int = 64, bri
     if not is_task(src):
         raise FileNotFoundError(f"{src} is not a HEAR task directory (no task_metadata.json)")
     check_paths(src, out)
+    meta, rate, split_names = read_source(src)  # everything the task folder says, checked before any write
     settings = _settings(seed, snr_db, rooms, brir_dirs, noise_dirs, mode, src)
     record = out / "nathear.json"
     if out.exists() and any(out.iterdir()):
@@ -166,15 +184,13 @@ def build_task(src, out, seed: int = 0, snr_db=(5.0, 40.0), rooms: int = 64, bri
     out.mkdir(parents=True, exist_ok=True)
     write_json(record, {"settings": settings, "complete": False}, indent=2)
 
-    meta = read_json(src / "task_metadata.json")
-    rate = source_rate(src)
     n_out = int(round(meta["sample_duration"] * SR)) if meta.get("sample_duration") else None
     synth = synth or make_synth(seed, snr_db, rooms, brir_dirs, noise_dirs)
     t0, stats = time.perf_counter(), {"rendered": 0, "skipped": 0, "files": 0}
     (out / "scenes").mkdir(exist_ok=True)
     split_labels = {}
     for split in meta["splits"]:
-        labels = read_json(src / f"{split}.json")
+        labels = split_names[split]
         folder = out / str(SR) / split
         folder.mkdir(parents=True, exist_ok=True)
         jsonl = out / "scenes" / f"{split}.jsonl"
@@ -229,7 +245,14 @@ def build(src, out, progress: bool = True, **kw) -> dict:
         raise FileNotFoundError(f"{src}: neither a HEAR task nor a folder of HEAR tasks")
     synth = kw.pop("synth", None) or make_synth(**{k: kw[k] for k in ("seed", "snr_db", "rooms", "brir_dirs",
                                                                        "noise_dirs") if k in kw})
-    return {t.name: build_task(t, out / t.name, synth=synth, progress=progress, **kw) for t in tasks}
+    stats = {}
+    for t in tasks:  # one broken task does not stop the others; its error is returned in its place
+        try:
+            stats[t.name] = build_task(t, out / t.name, synth=synth, progress=progress, **kw)
+        except (TaskError, FileExistsError, FileNotFoundError) as e:
+            print(f"error: task {t.name}: {e}", file=sys.stderr)
+            stats[t.name] = {"error": str(e)}
+    return stats
 
 
 # ---------------------------------------------------------------- CLI
@@ -252,11 +275,16 @@ def main(argv=None) -> int:
         stats = build(a.src, a.out, seed=a.seed, snr_db=a.snr_db, rooms=a.rooms, brir_dirs=a.brir_dir,
                       noise_dirs=a.noise_dir, progress=not a.quiet, workers=a.workers)
         for name, st in stats.items():
-            print(f"{name}: {st['files']} files, {st['rendered']} rendered, {st['skipped']} already done, "
+            print(f"{name}: failed ({st['error']})" if "error" in st else
+                  f"{name}: {st['files']} files, {st['rendered']} rendered, {st['skipped']} already done, "
                   f"{st['seconds']:.1f} s")
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError) as e:  # TaskError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
+    failed = sorted(n for n, st in stats.items() if "error" in st)
+    if failed:
+        print(f"error: {len(failed)} of {len(stats)} tasks failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -26,9 +26,61 @@ def is_task(path) -> bool:
     return (Path(path) / "task_metadata.json").is_file()
 
 
+class TaskError(ValueError):
+    """A task folder that cannot be read as a HEAR task; the message names the file."""
+
+
 def read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    """JSON file -> object; a missing or malformed file is a TaskError naming it."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise TaskError(f"{path} not found") from None
+    except json.JSONDecodeError as e:
+        raise TaskError(f"{path}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise TaskError(f"{path}: not a text file ({e.reason})") from None
+
+
+def confined_name(name, where) -> str:
+    """A file or split name from a task's JSON, which must stay inside its folder: a relative path without
+    '..' (a task folder is downloaded data: it never decides where we read or write)."""
+    p = Path(name) if isinstance(name, str) else None
+    if p is None or not name or p.is_absolute() or ".." in p.parts or "\\" in name or name != p.as_posix():
+        raise TaskError(f"{where}: name {name!r} is not a plain relative path inside the task folder (absolute "
+                        f"names, '..' and empty names are refused)")
+    return name
+
+
+def read_metadata(task) -> dict:
+    """task_metadata.json, checked: a dict with a 'splits' list of plain names and an optional positive
+    'sample_duration'."""
+    path = Path(task) / "task_metadata.json"
+    meta = read_json(path)
+    if not isinstance(meta, dict):
+        raise TaskError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    splits = meta.get("splits")
+    if not isinstance(splits, list) or not splits:
+        raise TaskError(f"{path} has no 'splits' list (got {splits!r})")
+    for s in splits:
+        if "/" in confined_name(s, f"{path} 'splits'"):
+            raise TaskError(f"{path} 'splits': split name {s!r} contains a '/'")
+    d = meta.get("sample_duration")
+    if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d < float("inf")):
+        raise TaskError(f"{path}: sample_duration={d!r} must be a positive number of seconds or null")
+    return meta
+
+
+def read_labels(task, split: str) -> dict:
+    """{file name: label} of `<split>.json`, every name confined to the task folder."""
+    path = Path(task) / f"{split}.json"
+    labels = read_json(path)
+    if not isinstance(labels, dict):
+        raise TaskError(f"{path}: expected a JSON object {{file name: label}}, got {type(labels).__name__}")
+    for name in labels:
+        confined_name(name, path)
+    return labels
 
 
 def write_json(path, obj, indent=None) -> None:
@@ -62,7 +114,10 @@ def read_clip(path: Path, n_out: int | None) -> tuple[np.ndarray, int]:
     """Mono float32 clip at 32 kHz (resampled if needed), cut or zero-padded to n_out samples when given."""
     import soundfile as sf
 
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    try:
+        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, TypeError) as e:  # soundfile's LibsndfileError is a RuntimeError
+        raise TaskError(f"cannot read {path}: {e}") from None
     x = resample(x.mean(axis=1), sr, SR)
     if n_out is not None:
         x = x[:n_out] if len(x) >= n_out else np.pad(x, (0, n_out - len(x)))
@@ -95,7 +150,7 @@ def read_split(task, split: str):
     import soundfile as sf
 
     task = Path(task)
-    labels = read_json(task / f"{split}.json")
+    labels = read_labels(task, split)
     names = sorted(labels)
     clips = []
     for n in names:
@@ -119,5 +174,5 @@ def read_heareval_split(emb_task_dir, split: str):
     return x, labels
 
 
-__all__ = ["RATES", "SR", "check_paths", "dir_size", "is_task", "read_clip", "read_heareval_split", "read_json",
+__all__ = ["RATES", "SR", "TaskError", "check_paths", "confined_name", "read_labels", "read_metadata", "dir_size", "is_task", "read_clip", "read_heareval_split", "read_json",
            "read_split", "read_vocabulary", "source_rate", "write_json", "write_vocabulary", "write_wav"]
