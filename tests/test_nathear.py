@@ -349,3 +349,14 @@ def test_a_broken_task_is_a_named_error_and_does_not_stop_the_others(tmp_path, s
     assert "toy-v1.0-full: 6 files, 6 rendered" in cap.out and "error: task bad-v1.0-full: " in cap.err
     assert "1 of 2 tasks failed: bad-v1.0-full" in cap.err
     assert json.loads((tmp_path / "all" / "toy-v1.0-full" / "nathear.json").read_text())["complete"] is True
+
+
+def test_localization_png_is_checked_before_the_work(tmp_path, capsys):
+    png = tmp_path / "doa.png"
+    png.write_bytes(b"an earlier plot")
+    # the embedding folder does not even exist: the output is refused first
+    assert localization.main(["eval-heareval", str(tmp_path / "no-emb"), "--png", str(png)]) == 2
+    assert f"--png {png} exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert png.read_bytes() == b"an earlier plot"
+    assert localization.main(["eval-heareval", str(tmp_path / "no-emb"), "--png", str(tmp_path / "no" / "d.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -96,7 +96,8 @@ def main(argv=None):
         [py, "-m", "training.export", run_dir, weights, *(["--overwrite"] if a.overwrite else [])], timings)
     clips = sorted(glob.glob(os.path.join(suite, "tasks", "*", "32000", "test", "*.wav")))[:8]
     run("4/5 embed test clips with hear_gram and the exported weights",
-        [py, "-m", "hear_gram.cli", "embed", *clips, "--weights", weights, "--kind", "both", "--out", emb], timings)
+        [py, "-m", "hear_gram.cli", "embed", *clips, "--weights", weights, "--kind", "both", "--out", emb,
+         *(["--overwrite"] if a.overwrite else [])], timings)
     run("5/5 evaluate: baselines vs random init vs trained, held-out reconstruction",
         [py, "-m", "training.report", "--suite", suite, "--weights", weights, "--out", report,
          "--random-config", prof["random_config"], "--run", run_dir, "--recon-scenes", str(prof["recon_scenes"]),

@@ -126,7 +126,10 @@ def plot_doa(pred, true, path, title: str = "") -> None:
         a.set_aspect("equal")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    from hear_gram.outputs import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:  # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -143,11 +146,21 @@ def main(argv=None) -> int:
     e.add_argument("--module", default="gram_t_patch")
     e.add_argument("--weights", default="", help="weights file/folder/Hub id (default: the variant's Hub weights)")
     e.add_argument("--options", default="{}", help="JSON dict of load_model options")
-    e.add_argument("--png")
+    e.add_argument("--png", help="predicted-vs-true direction plot (checked before the embedding work)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --png")
     h = sub.add_parser("eval-heareval", help="DOA evaluation on heareval's embedding output folder")
     h.add_argument("emb_task_dir")
-    h.add_argument("--png")
+    h.add_argument("--png", help="predicted-vs-true direction plot")
+    h.add_argument("--overwrite", action="store_true", help="replace an existing --png")
     a = p.parse_args(argv)
+    if a.cmd != "make" and a.png:
+        from hear_gram.outputs import OutputError, check_output
+
+        try:
+            check_output(a.png, overwrite=a.overwrite, option="--png")
+        except OutputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if a.cmd == "make":
         st = make_task(a.src, a.out, a.kind, a.seed)
         print(json.dumps(st))
