@@ -78,6 +78,10 @@ def check(spec: str, revision: str = None) -> tuple:
         return lines + [f"FAIL: {e}"], False
     mel = f"; front-end tables outside it: {', '.join(layout.mel_copies)}" if layout.mel_copies else ""
     lines.append(f"layout: {layout.describe()}{mel}")
+    try:  # what load_model refuses, check refuses: integer or boolean encoder weights
+        checkpoint.check_dtypes(where, {k: dtypes[k] for k in list(layout.encoder_keys) + list(layout.mel_copies)})
+    except checkpoint.CheckpointError as e:
+        return lines + [f"FAIL: {e}"], False
     n = {k: 1 for k in shapes}
     for k, s in shapes.items():
         for d in s:

@@ -189,7 +189,7 @@ def test_bad_config_json_is_a_named_error(tmp_path, text, match):
         load_runtime("gram_t_patch", str(folder))
 
 
-def test_integer_weights_are_refused(tmp_path):
+def test_integer_weights_are_refused(tmp_path, capsys):
     from hear_gram.runtime import load_runtime
 
     folder, _ = _export(tmp_path)
@@ -199,6 +199,11 @@ def test_integer_weights_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"weights must be floating point .*1 tensor\(s\) are not: "
                                               r"patch_embed\.proj\.weight \(I32\)"):
         load_runtime("gram_t_patch", str(folder))
+    from hear_gram import cli
+
+    with pytest.raises(SystemExit) as e:  # `hear-gram check` says the same
+        cli.main(["check", str(folder)])
+    assert e.value.code != 0 and "FAIL: " in (out := capsys.readouterr().out) and "weights must be floating point" in out
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
