@@ -10,11 +10,12 @@ final name.  Audio is 32 kHz (`SR`, the pipeline rate of training.sources).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
 import numpy as np
+
+from hear_gram.outputs import atomic_path, write_text
 
 from .sources import FS as SR
 from .sources import resample
@@ -84,12 +85,8 @@ def read_labels(task, split: str) -> dict:
 
 
 def write_json(path, obj, indent=None) -> None:
-    """Atomic JSON write (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=indent)
-    os.replace(tmp, path)
+    """Atomic JSON write (temporary file + rename; the temporary file is removed on failure)."""
+    write_text(path, json.dumps(obj, indent=indent))
 
 
 def read_vocabulary(task) -> list[str]:
@@ -99,7 +96,7 @@ def read_vocabulary(task) -> list[str]:
 
 
 def write_vocabulary(task, labels) -> None:
-    (Path(task) / "labelvocabulary.csv").write_text("idx,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+    write_text(Path(task) / "labelvocabulary.csv", "idx,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
 
 
 def source_rate(task: Path) -> int:
@@ -128,10 +125,8 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
     """(channels, n) or (n,) float -> 16-bit PCM wav at 32 kHz, written under a temporary name and renamed."""
     import soundfile as sf
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    sf.write(str(tmp), np.asarray(audio, np.float32).T, SR, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".wav") as tmp:  # removed again if the write fails (full disk)
+        sf.write(tmp, np.asarray(audio, np.float32).T, SR, subtype="PCM_16", format="WAV")
 
 
 def check_paths(src: Path, out: Path) -> None:
