@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 import scipy.fft as sfft
 
+from hear_gram.audio import AUDIO_EXTENSIONS
+
 from .hrir import ELEVATION_RANGE_DEG, Hrir, load_kemar, unit_vector
+from .sources import FS, resample
 
 C = 343.0  # speed of sound, m/s
 BANK_VERSION = 1  # bump when rendering changes, so stale caches are not reused
@@ -303,7 +306,7 @@ class BrirBank:
 
 # ---------------------------------------------------------------- user BRIR folders
 
-AUDIO_EXT = {".wav", ".flac", ".ogg", ".npy"}
+AUDIO_EXT = (*AUDIO_EXTENSIONS, ".npy")  # BRIR files: audio, or (2, n) arrays at 32 kHz
 
 
 def split_of_group(group: str, test_fraction: float) -> str:
@@ -319,7 +322,7 @@ class UserBrirFolder:
     supplies the direction; otherwise those fields are None. Noise BRIRs are other files of the same house.
     Unreadable files and files that are not 2-channel are skipped and counted in `skipped`."""
 
-    def __init__(self, root, split: str, fs: int = 32000, test_fraction: float = 0.15, max_len_s: float = 3.0):
+    def __init__(self, root, split: str, fs: int = FS, test_fraction: float = 0.15, max_len_s: float = 3.0):
         self.root, self.fs, self.max_len = Path(root), fs, int(max_len_s * fs)
         self.skipped = 0
         self.by_house: dict[str, list[Path]] = {}
@@ -336,7 +339,6 @@ class UserBrirFolder:
 
     def load(self, path: Path):
         """(2, n) float32 at self.fs, or None (counted) if unreadable / not binaural / silent."""
-        from .sources import resample
         try:
             if path.suffix.lower() == ".npy":
                 x, sr = np.load(path).astype(np.float32), self.fs

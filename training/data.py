@@ -23,9 +23,11 @@ do not depend on the world size), but draws its scenes, crops and masks from its
 
 `backend` is SceneSynth's: "torch" keeps the scene material on `device` and renders there (the host only draws;
 what a GPU run wants), "numpy" renders on the CPU (faster on a CPU), "auto" picks by device (training/scenes.py).
-`workers=W > 0` (numpy backend only) moves scene synthesis into W background processes that take turns making whole batches, each with its own draw
-stream (seed, rank, w): the stream differs from W = 0 but is just as deterministic and resumable (same W
-required).
+With the torch backend, user corpora (`source_dirs`, `source_shards`) stream in through `workers` DataLoader
+processes that only decode and resample dry clips (training/streaming.py; the stream does not depend on the
+number of workers). With the numpy backend, `workers=W > 0` moves scene synthesis into W background processes
+that take turns making whole batches, each with its own draw stream (seed, rank, w): the stream differs from
+W = 0 but is just as deterministic and resumable (same W required).
 """
 
 import queue
@@ -53,14 +55,23 @@ class CropStream:
         ss = np.random.SeedSequence([seed, rank])
         scene_ss, crop_ss = ss.spawn(2)
         self.gen = torch.Generator().manual_seed(int(crop_ss.generate_state(1, np.uint64)[0] >> 1))
-        if workers and backend == "torch":
-            raise ValueError("data_workers render scenes on the CPU with the numpy backend; the torch backend "
-                             "renders on the training device in the loop (use data_workers=0)")
-        # with workers, this synthesizer is their template (they render on the CPU)
-        self.synth = SceneSynth(scenes, seed=seed, device="cpu" if workers else self.device, split="train",
-                                backend="numpy" if workers else backend)
+        resolved = SceneSynth.resolve_backend(scenes, self.device, backend)
+        streams = bool(scenes.source_dirs or scenes.source_shards)
+        if backend == "auto" and workers and not streams:
+            resolved = "numpy"  # workers without corpora to decode: scene workers, as before the torch backend
+        if resolved == "torch" and workers and not streams:
+            raise ValueError("data_workers with the torch scene backend decode user corpora (source_dirs, "
+                             "source_shards); without them the scenes render on the device in the loop: use 0")
+        scene_workers = workers if resolved == "numpy" else 0
+        # with scene workers, this synthesizer is their template (they render on the CPU)
+        self.synth = SceneSynth(scenes, seed=seed, device="cpu" if scene_workers else self.device, split="train",
+                                backend=resolved)
         # The synthesizer's own draw stream is replaced by a per-rank one: the bank and pool stay shared.
         self.synth.rng = np.random.default_rng(scene_ss)
+        if self.synth.user_stream is not None:  # per-rank stream of decoded user clips, `workers` decoders
+            self.synth.stream_user_clips(np.random.SeedSequence(scene_ss.entropy, spawn_key=(*scene_ss.spawn_key, 1)),
+                                         workers)
+        workers = scene_workers
         self.workers = None
         if workers:
             # Scene synthesis is CPU work (tens of ms per clip); `workers` forked copies of the synthesizer (same
@@ -108,18 +119,25 @@ class CropStream:
     # -- exact data position for --resume --------------------------------------------------------
     def state_dict(self) -> dict:
         scenes = self.workers.state_dict() if self.workers is not None else self.synth.rng.bit_generator.state
-        return {"scenes": scenes, "crops": self.gen.get_state()}
+        state = {"scenes": scenes, "crops": self.gen.get_state()}
+        if self.synth.user_stream is not None:
+            state["clips"] = self.synth.user_stream.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if self.workers is not None:
             self.workers.load_state_dict(state["scenes"])
         else:
             self.synth.rng.bit_generator.state = state["scenes"]
+        if self.synth.user_stream is not None:
+            self.synth.user_stream.load_state_dict(state["clips"])
         self.gen.set_state(state["crops"])
 
     def close(self) -> None:
         if self.workers is not None:
             self.workers.close()
+        if self.synth.user_stream is not None:
+            self.synth.user_stream.close()
 
 
 def _scene_worker(synth, clips, state, out, stop):

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .sources import FolderSource, rms_normalize
+from .sources import FS, FolderSource, rms_normalize
 
-FS = 32000
 FADE_S = 0.2
 PROCEDURAL = ("white", "pink", "brown", "babble")
 

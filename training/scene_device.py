@@ -48,6 +48,9 @@ class ScenePlan:
     env_rows: np.ndarray  # (E,) procedural rows that are speech-less babble talkers
     env_flags: np.ndarray  # (E, n // SYLLABLE + 1) bool syllable flags of those rows
     seed: int
+    user_rows: np.ndarray = None  # (U,) scenes whose source is a streamed user clip (row b of the clip batch)
+    user_dst: np.ndarray = None  # (U,) start of each clip in the flat row buffer
+    user_len: np.ndarray = None  # (U,)
 
 
 class DeviceMaterial:
@@ -87,28 +90,49 @@ class DeviceMaterial:
         self.noise_cdf, self.noise_types = cw / cw[-1], tuple(cfg.noise_types)
 
     # ------------------------------------------------------------ host: draws only
-    def draw(self, rng: np.random.Generator, B: int) -> ScenePlan:
+    def draw(self, rng: np.random.Generator, B: int, user=None) -> ScenePlan:
+        """user: (lengths (B,), names) of a batch of streamed user clips (training/streaming.py), or None; each
+        scene takes its clip with probability p_user_source (always without an embedded pool) when it is not
+        empty, else an embedded track."""
         cfg, n, fs = self.cfg, self.n, self.cfg.sample_rate
         set_index = rng.integers(self.n_sets, size=B)
         snr = rng.uniform(cfg.snr_db[0], cfg.snr_db[1], size=B)
         ntype = np.minimum(np.searchsorted(self.noise_cdf, rng.random(B), side="right"), len(self.noise_cdf) - 1)
         # source tracks: kind, item count, items, first offset, gaps (vectorised over the batch)
         M = cfg.max_items_per_track
-        kind = rng.integers(len(self.kinds), size=B)
+        kind = rng.integers(max(1, len(self.kinds)), size=B)
         count = rng.integers(1, M + 1, size=B)
         u_item, u_first = rng.random((B, M)), rng.random(B)
         gaps = rng.integers(fs // 10, fs, size=(B, M))
-        n_of_kind = np.array([len(self.lens[k]) for k in self.kinds])
-        item = np.minimum((u_item * n_of_kind[kind][:, None]).astype(np.int64), n_of_kind[kind][:, None] - 1)
-        lens = np.stack([self.lens[self.kinds[k]][item[b]] for b, k in enumerate(kind)])  # (B, M)
-        srcs = np.stack([self.starts[self.kinds[k]][item[b]] for b, k in enumerate(kind)])
+        n_of_kind = np.array([len(self.lens[k]) for k in self.kinds], np.int64)
+        if n_of_kind.size:
+            item = np.minimum((u_item * n_of_kind[kind][:, None]).astype(np.int64), n_of_kind[kind][:, None] - 1)
+            lens = np.stack([self.lens[self.kinds[k]][item[b]] for b, k in enumerate(kind)])  # (B, M)
+            srcs = np.stack([self.starts[self.kinds[k]][item[b]] for b, k in enumerate(kind)])
+        else:  # no embedded pool: user clips only
+            item, lens, srcs = (np.zeros((B, M), np.int64) for _ in range(3))
         first = (u_first * np.maximum(1, n - lens[:, 0] + 1)).astype(np.int64)
         pos = first[:, None] + np.concatenate([np.zeros((B, 1), np.int64), np.cumsum(lens + gaps, 1)[:, :-1]], 1)
         keep = (np.arange(M)[None] < count[:, None]) & (pos < n)
+        user_rows = user_dst = user_len = None
+        if user is not None:
+            lengths = np.asarray(user[0], np.int64)
+            take = (rng.random(B) < cfg.p_user_source) if n_of_kind.size else np.ones(B, bool)
+            take &= lengths > 0
+            if not n_of_kind.size and not take.all():
+                raise RuntimeError("user corpora yielded no readable clip")
+            off = (rng.random(B) * (n - lengths + 1)).astype(np.int64)
+            user_rows = np.flatnonzero(take)
+            user_dst, user_len = user_rows * n + off[user_rows], lengths[user_rows]
+            keep[take] = False
         seg_len = np.minimum(lens, n - pos)[keep]
         seg_src = srcs[keep]
         seg_dst = (np.arange(B)[:, None] * n + pos)[keep]
         items = [item[b][keep[b]].tolist() for b in range(B)]
+        kinds = [self.kinds[k] if self.kinds else "" for k in kind]
+        if user_rows is not None:
+            for b in user_rows:
+                kinds[b], items[b] = user[1][b].split(":", 1)[0], [user[1][b].split(":", 1)[1]]
         # noise: babble from speech (segments into rows B..2B-1), or procedural normal rows
         segs, proc_row, proc_exp, env, env_rows = [(seg_src, seg_dst, seg_len)], [], [], [], []
         names = [self.noise_types[t] for t in ntype]
@@ -125,11 +149,11 @@ class DeviceMaterial:
                 proc_row.append(b)
                 proc_exp.append(int(EXPONENTS[name]))
         src, dst, ln = (np.concatenate(a) for a in zip(*segs))
-        return ScenePlan(set_index, snr, names, [self.kinds[k] for k in kind], items, src, dst, ln,
+        return ScenePlan(set_index, snr, names, kinds, items, src, dst, ln,
                          np.asarray(proc_row, np.int64), np.asarray(proc_exp, np.int64),
                          np.asarray(env_rows, np.int64),
                          np.concatenate(env) if env else np.zeros((0, n // SYLLABLE + 1), bool),
-                         int(rng.integers(2 ** 63)))
+                         int(rng.integers(2 ** 63)), user_rows, user_dst, user_len)
 
     def _babble(self, rng, row: int):
         """Segments of 4-8 talkers, each a chain of random utterances with 0-250 ms gaps from an offset in
@@ -154,31 +178,26 @@ class DeviceMaterial:
         return np.concatenate(src), np.concatenate(dst), np.concatenate(ln)
 
     # ------------------------------------------------------------ device: everything numeric
-    def render(self, plan: ScenePlan, return_parts: bool = False):
-        """(audio (B, 2, n), parts or None, gains (B,) tensor) on the device."""
+    def render(self, plan: ScenePlan, return_parts: bool = False, user_clips: torch.Tensor | None = None):
+        """(audio (B, 2, n), parts or None, gains (B,) tensor) on the device; user_clips: the (B, n) batch of
+        streamed clips the plan was drawn for."""
         dev, n, B = self.device, self.n, len(plan.set_index)
-        x = self.dry(plan)
+        x = self.dry(plan, user_clips)
         h = torch.cat([self.target[torch.from_numpy(plan.set_index).to(dev)],
                        self.noise[torch.from_numpy(plan.set_index).to(dev)]]).float()
         y = fft_convolve_torch(x, h, n)  # (2B, 2, n)
         snr = torch.from_numpy(plan.snr_db).to(dev, torch.float32)
         return mix_torch(y[:B], y[B:], snr, self.cfg.peak, None, return_parts)
 
-    def dry(self, plan: ScenePlan) -> torch.Tensor:
+    def dry(self, plan: ScenePlan, user_clips: torch.Tensor | None = None) -> torch.Tensor:
         """(2B, n) mono rows before the BRIRs: B source tracks, then B noises (faded)."""
         dev, n, B = self.device, self.n, len(plan.set_index)
         x = torch.zeros(2 * B * n, device=dev)
         # track + babble assembly: every segment's samples gathered from the pool and added at their place
-        ln = torch.from_numpy(plan.seg_len).to(dev, non_blocking=True)
-        total = int(plan.seg_len.sum())
-        if total:
-            excl = torch.from_numpy(np.cumsum(plan.seg_len) - plan.seg_len).to(dev, non_blocking=True)
-            ramp = torch.arange(total, device=dev)
-            src = torch.from_numpy(plan.seg_src).to(dev, non_blocking=True) - excl
-            dst = torch.from_numpy(plan.seg_dst).to(dev, non_blocking=True) - excl
-            src = ramp + torch.repeat_interleave(src, ln, output_size=total)
-            dst = ramp + torch.repeat_interleave(dst, ln, output_size=total)
-            x.index_add_(0, dst, self.pool[src])
+        _place(x, self.pool, plan.seg_src, plan.seg_dst, plan.seg_len)
+        if plan.user_rows is not None and len(plan.user_rows):  # streamed clips: row b of the batch, at its offset
+            _place(x, user_clips.to(dev, non_blocking=True).reshape(-1), plan.user_rows * n, plan.user_dst,
+                   plan.user_len)
         x = x.view(2 * B, n)
         # procedural noise: white normals shaped by 1/f^a, envelopes for speech-less babble talkers
         if len(plan.proc_row):
@@ -192,6 +211,21 @@ class DeviceMaterial:
             x.index_add_(0, torch.from_numpy(plan.proc_row).to(dev) + B, y)
         x[B:] *= self.fade
         return x
+
+
+def _place(x: torch.Tensor, source: torch.Tensor, src: np.ndarray, dst: np.ndarray, length: np.ndarray) -> None:
+    """x[dst_k : dst_k + length_k] += source[src_k : src_k + length_k] for every segment k, as one gather and one
+    index_add over the flat tensors (overlapping segments add: babble talkers)."""
+    total = int(length.sum())
+    if not total:
+        return
+    dev = x.device
+    ln = torch.from_numpy(length).to(dev, non_blocking=True)
+    excl = torch.from_numpy(np.cumsum(length) - length).to(dev, non_blocking=True)
+    ramp = torch.arange(total, device=dev)
+    s = ramp + torch.repeat_interleave(torch.from_numpy(src).to(dev, non_blocking=True) - excl, ln, output_size=total)
+    d = ramp + torch.repeat_interleave(torch.from_numpy(dst).to(dev, non_blocking=True) - excl, ln, output_size=total)
+    x.index_add_(0, d, source[s])
 
 
 def syllable_envelope(on: torch.Tensor, n: int, block: int = SYLLABLE) -> torch.Tensor:

@@ -51,14 +51,14 @@ import torch
 from .brir import BankSpec, BrirBank, UserBrirFolder, draw_noise_count, place_source, random_listener, \
     random_room, render_brir, render_noise_set, schroeder_rt60
 from .config import dataclass_from_preset
-from .hrir import load_kemar, unit_vector
+from .hrir import ELEVATION_RANGE_DEG, load_kemar, unit_vector
 from .mixing import convolve_numpy, fft_convolve, fft_convolve_torch, mix_numpy, mix_torch
 from .noise import PROCEDURAL, Pending, draw_noise, render_pending
 from .scene_device import DeviceMaterial
-from .sources import FolderSource, TarShardSource, cached_pool, rms_normalize
+from .sources import FS, FolderSource, TarShardSource, cached_pool, rms_normalize
 
-SPLITS = {"train": 0, "test": 1}
-BACKENDS = ("auto", "numpy", "torch")  # seed namespaces: test rooms/placements never occur in training
+SPLITS = {"train": 0, "test": 1}  # seed namespaces: test rooms/placements never occur in training
+BACKENDS = ("auto", "numpy", "torch")
 _POOLS: dict = {}  # embedded source pools per ((sizes, seed), cache dir), shared within one process
 
 
@@ -66,7 +66,7 @@ _POOLS: dict = {}  # embedded source pools per ((sizes, seed), cache dir), share
 class SceneConfig:
     """Scene distribution. Defaults follow paper §3.1/§3.3 (RT60 0.2-0.5 s, source 1.5-5 m, SNR 5-40 dB,
     noise localized or diffuse from 3-5 positions) and spec §7.2 (-14 dBFS dry sources, 10 s at 32 kHz)."""
-    sample_rate: int = 32000
+    sample_rate: int = FS
     duration_s: float = 10.0
     # rooms and BRIR bank (n_rooms x sets_per_room scene BRIR sets, built once per seed, cached on disk)
     n_rooms: int = 64
@@ -74,7 +74,7 @@ class SceneConfig:
     rt60_range: tuple = (0.2, 0.5)
     room_size_range: tuple = ((3.0, 10.0), (3.0, 8.0), (2.4, 4.0))
     distance_range: tuple = (1.5, 5.0)
-    elevation_range: tuple = (-40.0, 90.0)  # what MIT KEMAR covers; lower elevations would snap to -40
+    elevation_range: tuple = ELEVATION_RANGE_DEG  # what MIT KEMAR covers; lower elevations would snap to -40
     p_diffuse: float = 0.5
     n_diffuse: tuple = (3, 5)
     brir_length_s: float | None = None  # None: 1.5 x max RT60 (at least 0.3 s)
@@ -126,9 +126,7 @@ class SceneSynth:
             config = SceneConfig.preset(config)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        assert config.sample_rate == 32000, "the HRIR set and the pipeline are fixed at 32 kHz"
+        assert config.sample_rate == FS, "the HRIR set and the pipeline are fixed at 32 kHz"
         self.cfg, self.split, self.device = config, split, torch.device(device)
         root = np.random.SeedSequence([seed, SPLITS[split]])
         bank_ss, pool_ss, draw_ss = root.spawn(3)
@@ -170,14 +168,35 @@ class SceneSynth:
         self.stats["sources"] = {k: len(v) for k, v in self.pool.items()}
         if not self.pool and not self.user_sources:
             raise RuntimeError("no dry sources available (embedded generators disabled and no user corpora)")
-        user_material = bool(self.user_sources or self.noise_folder is not None or self.user_brirs is not None)
-        if backend == "auto":  # measured (benchmarks/train_step.py): numpy on a CPU, torch on an accelerator
-            backend = "numpy" if self.device.type == "cpu" or user_material else "torch"
-        if backend == "torch" and user_material:
-            raise ValueError("backend='torch' renders the embedded pool and the BRIR bank only; user corpora "
-                             "(source_dirs, source_shards, noise_dirs, brir_dirs) need backend='numpy'")
-        self.backend = backend
-        self.material = DeviceMaterial(self, self.device) if backend == "torch" else None
+        self.backend = self.resolve_backend(config, self.device, backend)
+        if self.backend == "torch" and (self.noise_folder is not None or self.user_brirs is not None):
+            raise ValueError("backend='torch' streams dry-source corpora (source_dirs, source_shards) but not "
+                             "noise_dirs or brir_dirs: use backend='numpy' for those")
+        self.material = DeviceMaterial(self, self.device) if self.backend == "torch" else None
+        self.user_stream = None
+        if self.material is not None and self.user_sources:
+            self.stream_user_clips(np.random.SeedSequence([seed, SPLITS[split], 11]))
+
+    @staticmethod
+    def resolve_backend(config: SceneConfig, device, backend: str = "auto") -> str:
+        """"auto" -> "numpy" on a CPU (measured faster there, benchmarks/train_step.py) or with noise/BRIR folders,
+        else "torch"."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "auto":
+            host_only = bool(config.noise_dirs or config.brir_dirs)
+            return "numpy" if torch.device(device).type == "cpu" or host_only else "torch"
+        return backend
+
+    def stream_user_clips(self, seed: np.random.SeedSequence, workers: int = 0) -> None:
+        """(torch backend with source_dirs / source_shards) decode the user clips in `workers` DataLoader
+        processes from the stream `seed` (training/streaming.py); CropStream gives each rank its own."""
+        from .streaming import DryClipStream
+
+        if self.user_stream is not None:
+            self.user_stream.close()
+        self.user_stream = DryClipStream(self.user_sources, self.cfg.n_samples, self.cfg.target_dbfs, seed, 0,
+                                         workers, pin=self.device.type == "cuda")
 
     # ------------------------------------------------------------ drawing the ingredients
     def _skipped(self) -> int:
@@ -288,9 +307,13 @@ class SceneSynth:
         torch backend, the device sync that reading the gains back would cost)."""
         t0 = time.perf_counter()
         if self.material is not None:
-            plan = self.material.draw(self.rng, batch_size)
+            clips = user = None
+            if self.user_stream is not None:
+                clips, lengths, names = self.user_stream.next(batch_size)
+                user = (lengths.numpy(), names)
+            plan = self.material.draw(self.rng, batch_size, user)
             self.stats["host_s"] += time.perf_counter() - t0
-            audio, parts, gains = self.material.render(plan, return_parts)
+            audio, parts, gains = self.material.render(plan, return_parts, clips)
             metas = self._plan_meta(plan, gains.tolist()) if meta else None
         else:
             audio, parts, metas = self._sample_numpy(batch_size, return_parts)
@@ -302,11 +325,13 @@ class SceneSynth:
 
     def _plan_meta(self, plan, gains) -> list:
         n = self.cfg.n_samples
-        metas = []
+        metas, user = [], set() if plan.user_rows is None else set(plan.user_rows.tolist())
         for i, j in enumerate(plan.set_index):
             m = dict(self.bank.meta[int(j)])
-            m.update(split=self.split, source_kind=plan.source_kind[i],
-                     source_ids=[self.pool[plan.source_kind[i]][k][0] for k in plan.source_items[i]],
+            kind = plan.source_kind[i]
+            m.update(split=self.split, source_kind=kind,
+                     source_ids=plan.source_items[i] if i in user else [self.pool[kind][k][0]
+                                                                        for k in plan.source_items[i]],
                      noise_type=plan.noise_type[i], snr_db=float(plan.snr_db[i]), noise_start=0, noise_length=n,
                      gain=gains[i])
             metas.append(m)

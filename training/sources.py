@@ -23,24 +23,27 @@ import shutil
 import tarfile
 import tempfile
 import warnings
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
+import torch
 
-FS = 32000
+from hear_gram import audio as _audio_module
+from hear_gram.audio import AUDIO_EXTENSIONS as AUDIO_EXT
+from hear_gram.audio import resample as _resample
+
+FS = 32000  # the sample rate of everything in training/ (the KEMAR set, scenes, Nat-HEAR): GRAM's input rate
 LIBC = ctypes.CDLL(None)  # the C library of this process (srand seeds espeak-ng's noise sources)
-AUDIO_EXT = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 log = logging.getLogger(__name__)
 
 
 def resample(x: np.ndarray, sr: int, fs: int = FS) -> np.ndarray:
-    """Polyphase resampling along the last axis (float32)."""
+    """numpy float32 in and out of the project's one resampler (hear_gram.audio.resample, windowed sinc),
+    along the last axis."""
+    x = np.ascontiguousarray(x, np.float32)
     if sr == fs:
-        return np.asarray(x, np.float32)
-    g = gcd(int(sr), int(fs))
-    return resample_poly(x, fs // g, sr // g, axis=-1).astype(np.float32)
+        return x
+    return _resample(torch.from_numpy(x), int(sr), int(fs)).numpy()
 
 
 def rms_normalize(x: np.ndarray, dbfs: float = -14.0) -> np.ndarray:
@@ -323,7 +326,8 @@ def pool_key(n_speech: int, n_notes: int, n_events: int, seed_seq: np.random.See
             versions[dist] = None
     sf2 = soundfont_path()
     items = [POOL_VERSION, n_speech, n_notes, n_events, str(seed_seq.entropy), list(seed_seq.spawn_key), versions,
-             [sf2, os.path.getsize(sf2)] if sf2 else None, hashlib.sha1(Path(__file__).read_bytes()).hexdigest()]
+             [sf2, os.path.getsize(sf2)] if sf2 else None, hashlib.sha1(Path(__file__).read_bytes()).hexdigest(),
+             hashlib.sha1(Path(_audio_module.__file__).read_bytes()).hexdigest()]  # the resampler of the speech
     return hashlib.sha1(json.dumps(items).encode()).hexdigest()[:16]
 
 

@@ -72,7 +72,8 @@ DEFAULTS = dict(
     crops_per_clip=16,
     input_frames=1024,
     scene_backend="auto",  # SceneSynth backend: auto (numpy on CPU, torch = on the device elsewhere) | numpy | torch
-    data_workers=0,  # background scene-synthesis processes per rank, numpy backend (0 = in the loop; other streams)
+    data_workers=0,  # per rank: numpy backend: scene-synthesis processes (0 = in the loop; other streams);
+    #                  torch backend: processes decoding user corpora (training/streaming.py)
     # optimisation (gram_spec §7.4)
     max_steps=500_000,
     lr=2e-4,
@@ -165,8 +166,10 @@ def check_config(cfg: dict) -> GramConfig:
     need(cfg["dtype"] in ("auto", "float32", "bfloat16"), "dtype", "must be auto, float32 or bfloat16")
     need(cfg["backend"] in ("auto", "nccl", "gloo"), "backend", "must be auto, nccl or gloo")
     need(cfg["scene_backend"] in ("auto", "numpy", "torch"), "scene_backend", "must be auto, numpy or torch")
-    need(not (cfg["scene_backend"] == "torch" and cfg["data_workers"]), "data_workers",
-         "must be 0 with --scene_backend=torch (the scenes render on the training device, in the loop)")
+    streams = bool(cfg["scene"].get("source_dirs") or cfg["scene"].get("source_shards"))
+    need(not (cfg["scene_backend"] == "torch" and cfg["data_workers"] and not streams), "data_workers",
+         "must be 0 with --scene_backend=torch without user corpora (the scenes render on the training device; "
+         "with --scene.source_dirs/source_shards, data_workers decode the clips)")
     if cfg["device"] != "auto":
         try:
             dev = torch.device(cfg["device"])
