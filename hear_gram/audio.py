@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")  # what soundfile (libsndfile >= 1.1) reads
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")  # soundfile (libsndfile >= 1.1)
 
 
 def _resample_kernel(orig_sr: int, new_sr: int, lowpass_width: int = 6, rolloff: float = 0.99):

@@ -12,7 +12,7 @@ from training.brir import schroeder_rt60
 from training.data import CropStream
 from training.mixing import mix_numpy, mix_torch
 from training.noise import syllable_envelope as syllable_envelope_np
-from training.scene_device import syllable_envelope
+from training.scene_device import TALKERS, syllable_envelope
 from training.scenes import SceneConfig, SceneSynth
 from tests.test_brir import _lag_ild
 
@@ -68,19 +68,21 @@ def test_dry_rows_are_the_planned_segments(synth):
             break
     x = mat.dry(plan).numpy()
     B, n = 6, TINY.n_samples
-    ref = np.zeros(2 * B * n, np.float32)
     pool = mat.pool.numpy()
-    for s, d, L in zip(plan.seg_src, plan.seg_dst, plan.seg_len):
-        ref[d: d + L] += pool[s: s + L]
-    ref = ref.reshape(2 * B, n)
-    np.testing.assert_allclose(x[:B], ref[:B], atol=1e-6)  # the tracks: only pool samples, no noise
+    track, talk = np.zeros(B * n, np.float32), np.zeros(B * TALKERS * n, np.float32)
+    for buf, src, dst, lens in ((track, plan.seg_src, plan.seg_dst, plan.seg_len),
+                                (talk, plan.bab_src, plan.bab_dst, plan.bab_len)):
+        for s, d, L in zip(src, dst, lens):
+            assert not buf[d: d + L].any()  # segments never overlap inside a buffer row
+            buf[d: d + L] = pool[s: s + L]
+    np.testing.assert_array_equal(x[:B], track.reshape(B, n))  # the tracks: pool samples only
+    babble = talk.reshape(B, TALKERS, n).sum(1) * mat.fade.numpy()
     for b, t in enumerate(plan.noise_type):
-        if t == "babble":  # speech babble: the summed talkers, faded
-            np.testing.assert_allclose(x[B + b], ref[B + b] * mat.fade.numpy(), atol=1e-5)
-            assert np.abs(ref[B + b]).max() > 0
-    # each track: the first item starts inside the clip, items do not overlap, lengths as in the pool
-    per_row = plan.seg_dst[: len(plan.seg_dst)] // n
-    assert set(per_row[plan.seg_dst < B * n].tolist()) == set(range(B))
+        if t == "babble":  # speech babble: the summed talkers (4-8 of them), faded
+            np.testing.assert_allclose(x[B + b], babble[b], atol=1e-6)
+            talkers = {int(d // n) for d in plan.bab_dst if d // (TALKERS * n) == b}
+            assert 4 <= len(talkers) <= 8 and np.abs(babble[b]).max() > 0
+    assert set((plan.seg_dst // n).tolist()) == set(range(B))  # every scene has a track
 
 
 def test_speechless_babble_envelope_matches_numpy():

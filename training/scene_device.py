@@ -30,6 +30,8 @@ from .noise import FADE_S, spectral_weights
 
 EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": 1.0}  # babble without speech: pink talkers
 SYLLABLE = 800  # samples per on/off syllable flag of speech-less babble (25 ms)
+TALKERS = 8  # most babble talkers: each noise is summed from its own TALKERS rows (no overlapping index_add,
+#              whose atomic float adds would make CUDA results run-dependent)
 
 
 @dataclass
@@ -40,10 +42,13 @@ class ScenePlan:
     noise_type: list  # (B,) names
     source_kind: list  # (B,)
     source_items: list  # (B,) lists of pool item indices within the kind
-    seg_src: np.ndarray  # (K,) start in the flat pool of each placed segment
-    seg_dst: np.ndarray  # (K,) start in the flat (2B * n) row buffer
+    seg_src: np.ndarray  # (K,) start in the flat pool of each placed track segment
+    seg_dst: np.ndarray  # (K,) start in the flat (B * n) track buffer
     seg_len: np.ndarray  # (K,)
-    proc_row: np.ndarray  # (P,) noise row (0..B-1) that each procedural normal row adds into
+    bab_src: np.ndarray  # (K2,) start in the flat pool of each babble utterance
+    bab_dst: np.ndarray  # (K2,) start in the flat (B * TALKERS * n) talker buffer
+    bab_len: np.ndarray  # (K2,)
+    proc_slot: np.ndarray  # (P,) talker-buffer row (b * TALKERS + talker) of each procedural normal row
     proc_exp: np.ndarray  # (P,) index into the white/pink/brown weight table
     env_rows: np.ndarray  # (E,) procedural rows that are speech-less babble talkers
     env_flags: np.ndarray  # (E, n // SYLLABLE + 1) bool syllable flags of those rows
@@ -133,35 +138,40 @@ class DeviceMaterial:
         if user_rows is not None:
             for b in user_rows:
                 kinds[b], items[b] = user[1][b].split(":", 1)[0], [user[1][b].split(":", 1)[1]]
-        # noise: babble from speech (segments into rows B..2B-1), or procedural normal rows
-        segs, proc_row, proc_exp, env, env_rows = [(seg_src, seg_dst, seg_len)], [], [], [], []
+        # noise: babble from speech (utterance segments, one talker-buffer row per talker), or procedural rows
+        proc_slot, proc_exp, env, env_rows = [], [], [], []
         names = [self.noise_types[t] for t in ntype]
+        speech_babble = [b for b, name in enumerate(names) if name == "babble" and self.speech is not None]
+        bab = self._babble(rng, np.asarray(speech_babble, np.int64)) if speech_babble else \
+            (np.zeros(0, np.int64),) * 3
         for b, name in enumerate(names):
             if name == "babble" and self.speech is not None:
-                segs.append(self._babble(rng, B + b))
-            elif name == "babble":
-                t = int(rng.integers(4, 9))
-                env_rows += range(len(proc_row), len(proc_row) + t)
-                proc_row += [b] * t
+                continue
+            if name == "babble":
+                t = int(rng.integers(4, TALKERS + 1))
+                env_rows += range(len(proc_slot), len(proc_slot) + t)
+                proc_slot += range(b * TALKERS, b * TALKERS + t)
                 proc_exp += [1] * t
                 env.append(rng.random((t, n // SYLLABLE + 1)) < 0.6)
             else:
-                proc_row.append(b)
+                proc_slot.append(b * TALKERS)
                 proc_exp.append(int(EXPONENTS[name]))
-        src, dst, ln = (np.concatenate(a) for a in zip(*segs))
-        return ScenePlan(set_index, snr, names, kinds, items, src, dst, ln,
-                         np.asarray(proc_row, np.int64), np.asarray(proc_exp, np.int64),
+        return ScenePlan(set_index, snr, names, kinds, items, seg_src, seg_dst, seg_len, *bab,
+                         np.asarray(proc_slot, np.int64), np.asarray(proc_exp, np.int64),
                          np.asarray(env_rows, np.int64),
                          np.concatenate(env) if env else np.zeros((0, n // SYLLABLE + 1), bool),
                          int(rng.integers(2 ** 63)), user_rows, user_dst, user_len)
 
-    def _babble(self, rng, row: int):
-        """Segments of 4-8 talkers, each a chain of random utterances with 0-250 ms gaps from an offset in
-        [-n/2, n/4), summed into `row` (clipped to the row)."""
+    def _babble(self, rng, rows: np.ndarray):
+        """Segments of babble for the noises of scenes `rows`: per scene 4-8 talkers, each a chain of random
+        utterances with 0-250 ms gaps from an offset in [-n/2, n/4), clipped to the clip, each talker in its own
+        row b * TALKERS + k of the talker buffer (a talker's utterances do not overlap). Vectorised over all
+        talkers of the batch: a few chunks of utterance draws, not a loop per talker."""
         n, fs = self.n, self.cfg.sample_rate
         starts, lens = self.speech
-        t = int(rng.integers(4, 9))
-        pos0 = rng.integers(-n // 2, n // 4, size=t)
+        talkers = rng.integers(4, TALKERS + 1, size=len(rows))
+        row = np.repeat(rows * TALKERS, talkers) + np.concatenate([np.arange(t) for t in talkers])
+        pos0 = rng.integers(-n // 2, n // 4, size=len(row))
         src, dst, ln = [], [], []
         chunk = max(4, int(1.5 * n / max(1.0, lens.mean())) + 2)
         while len(pos0):
@@ -172,9 +182,10 @@ class DeviceMaterial:
             p = pos0[:, None] + np.concatenate([np.zeros((len(pos0), 1), np.int64), step[:, :-1]], 1)
             a, b = np.maximum(p, 0), np.minimum(p + L, n)
             m = (p < n) & (b > a)
-            src.append((starts[u] + (a - p))[m]), dst.append((row * n + a)[m]), ln.append((b - a)[m])
-            pos0 = (pos0 + step[:, -1])
-            pos0 = pos0[pos0 < n]  # talkers that have not reached the end yet draw another chunk
+            src.append((starts[u] + (a - p))[m]), dst.append((row[:, None] * n + a)[m]), ln.append((b - a)[m])
+            pos0 = pos0 + step[:, -1]
+            more = pos0 < n  # talkers that have not reached the end yet draw another chunk
+            pos0, row = pos0[more], row[more]
         return np.concatenate(src), np.concatenate(dst), np.concatenate(ln)
 
     # ------------------------------------------------------------ device: everything numeric
@@ -190,27 +201,29 @@ class DeviceMaterial:
         return mix_torch(y[:B], y[B:], snr, self.cfg.peak, None, return_parts)
 
     def dry(self, plan: ScenePlan, user_clips: torch.Tensor | None = None) -> torch.Tensor:
-        """(2B, n) mono rows before the BRIRs: B source tracks, then B noises (faded)."""
+        """(2B, n) mono rows before the BRIRs: B source tracks, then B noises (faded). Every sample of the
+        buffers receives at most one value, so the result does not depend on the order of the device's adds."""
         dev, n, B = self.device, self.n, len(plan.set_index)
-        x = torch.zeros(2 * B * n, device=dev)
-        # track + babble assembly: every segment's samples gathered from the pool and added at their place
-        _place(x, self.pool, plan.seg_src, plan.seg_dst, plan.seg_len)
+        track = torch.zeros(B * n, device=dev)
+        _place(track, self.pool, plan.seg_src, plan.seg_dst, plan.seg_len)  # items of a track do not overlap
         if plan.user_rows is not None and len(plan.user_rows):  # streamed clips: row b of the batch, at its offset
-            _place(x, user_clips.to(dev, non_blocking=True).reshape(-1), plan.user_rows * n, plan.user_dst,
+            _place(track, user_clips.to(dev, non_blocking=True).reshape(-1), plan.user_rows * n, plan.user_dst,
                    plan.user_len)
-        x = x.view(2 * B, n)
+        talk = torch.zeros(B * TALKERS * n, device=dev)
+        _place(talk, self.pool, plan.bab_src, plan.bab_dst, plan.bab_len)
+        talk = talk.view(B * TALKERS, n)
         # procedural noise: white normals shaped by 1/f^a, envelopes for speech-less babble talkers
-        if len(plan.proc_row):
+        if len(plan.proc_slot):
             self.gen.manual_seed(plan.seed)
-            z = torch.randn((len(plan.proc_row), n), generator=self.gen, device=dev)
+            z = torch.randn((len(plan.proc_slot), n), generator=self.gen, device=dev)
             exp = torch.from_numpy(plan.proc_exp).to(dev)
             y = torch.fft.irfft(torch.fft.rfft(z) * self.weights[exp], n)
             if len(plan.env_rows):
                 rows = torch.from_numpy(plan.env_rows).to(dev)
                 y[rows] *= syllable_envelope(torch.from_numpy(plan.env_flags).to(dev), n)
-            x.index_add_(0, torch.from_numpy(plan.proc_row).to(dev) + B, y)
-        x[B:] *= self.fade
-        return x
+            talk.index_copy_(0, torch.from_numpy(plan.proc_slot).to(dev), y)
+        noise = talk.view(B, TALKERS, n).sum(1) * self.fade
+        return torch.cat([track.view(B, n), noise])
 
 
 def _place(x: torch.Tensor, source: torch.Tensor, src: np.ndarray, dst: np.ndarray, length: np.ndarray) -> None:

@@ -266,8 +266,6 @@ class SceneSynth:
         """Noise clips come at -14 dBFS; rescale only for another target level."""
         if isinstance(noise, Pending) or self.cfg.target_dbfs == -14.0:
             return noise
-        if torch.is_tensor(noise):
-            return torch.from_numpy(rms_normalize(noise.cpu().numpy(), self.cfg.target_dbfs)).to(noise.device)
         return rms_normalize(noise, self.cfg.target_dbfs)
 
     def _noise(self, rng: np.random.Generator, n: int):
