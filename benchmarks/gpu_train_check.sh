@@ -6,5 +6,4 @@
 # Prints the table of benchmarks/gpu_train_check.py and one GOAL line per backbone.
 set -euo pipefail
 PY=${PYTHON:-python3}
-export HEAR_GRAM_MAMBA_KERNELS=${HEAR_GRAM_MAMBA_KERNELS:-1}
 timeout 235 "$PY" -m benchmarks.gpu_train_check "$@"
