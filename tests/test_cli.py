@@ -25,6 +25,19 @@ def test_resample_keeps_a_sine(orig):
     assert (y - ref)[300:-300].abs().max() < 2e-3
 
 
+@pytest.mark.parametrize("orig", [22050, 44100, 11025])
+def test_resample_skips_only_zero_taps(orig):
+    """Many-phase ratios compute only the taps inside the window: the result is the dense polyphase conv1d's."""
+    from hear_gram.audio import _resample_kernel
+
+    x = torch.randn(2, 3 * orig + 17, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    up, down, width, kernel = _resample_kernel(orig, 32000)
+    F = torch.nn.functional
+    dense = F.conv1d(F.pad(x[:, None], (width, width + down)), kernel, stride=down).transpose(1, 2).reshape(2, -1)
+    dense = dense[:, : math.ceil(up * x.shape[1] / down)]
+    torch.testing.assert_close(resample(x, orig, 32000), dense, rtol=0, atol=1e-12)
+
+
 def test_resample_removes_what_the_new_rate_cannot_hold():
     x = torch.sin(2 * math.pi * 20000 * torch.arange(48000) / 48000)  # above 16 kHz Nyquist of 32 kHz
     assert resample(x, 48000, 32000)[300:-300].abs().max() < 0.02
