@@ -209,7 +209,7 @@ def test_report_table(mini, tmp_path):
     from training import report
     _, man = mini
     suite = tmp_path / "suite"
-    hear_tasks.write_task(suite / "tasks", "bands", sizes=(12, 6, 6))
+    hear_tasks.write_task(suite / "tasks", "bands", sizes=(16, 8, 8))
     hear_tasks.write_task(suite / "tasks", "sides", sizes=(18, 9, 9))
     cols = {"log-mel": probe.logmel_embedder(),
             "random tiny": probe.random_embedder("gram_t_patch", "tiny", str(tmp_path / "w"))}
@@ -217,7 +217,7 @@ def test_report_table(mini, tmp_path):
     assert set(res) == {"toy_bands", "toy_sides"}
     assert res["toy_bands"]["log-mel"]["dim"] == 512 and res["toy_bands"]["random tiny"]["dim"] == 8 * 64
     for col in cols:
-        assert res["toy_bands"][col]["top1_acc"] >= 0.9 and res["toy_bands"][col]["n"] == 6, (col, res)
+        assert res["toy_bands"][col]["top1_acc"] >= 0.9 and res["toy_bands"][col]["n"] == 8, (col, res)
         assert res["toy_sides"][col]["doa_median_deg"] <= 5 and res["toy_sides"][col]["doa_mean_deg"] <= 10, (col, res)
     md = report.table(res, list(cols), man)
     assert md.count("\n| toy_") == 3 and "top-1 accuracy" in md and "DOA error" in md and "Probes:" in md
