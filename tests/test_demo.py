@@ -20,8 +20,24 @@ def test_demo_ci_profile_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "log-mel" in report.lower() and "trained" in report.lower()
     results = json.loads((out / "results.json").read_text())
-    assert results
+    manifest = json.loads((out / "nathear" / "manifest.json").read_text())
+    tasks = results["tasks"]
+    assert set(tasks) == set(manifest["tasks"]) and len(tasks) >= 2  # every task of the suite was scored
     model = gram.load_model(str(out / "weights"))  # the export loads strictly into hear_gram
+    for task, res in tasks.items():
+        doa = res["prediction_type"] == "cartesian-regression"
+        n_test = manifest["localization_sizes" if doa else "sizes"]["test"]
+        cols = {c: v for c, v in res.items() if c != "prediction_type"}
+        trained = [v for c, v in cols.items() if c.startswith("trained")]
+        assert len(trained) == 1 and trained[0]["dim"] == model.scene_embedding_size, cols.keys()
+        assert any(c.startswith("log-mel") and v["dim"] == 512 for c, v in cols.items()), cols.keys()
+        for c, v in cols.items():
+            assert len(v["per_clip"]) == n_test, (task, c)  # every test clip scored once
+            value = v["doa_mean_deg"] if doa else v["top1_acc"]
+            assert f"| {task} |" in report and f"{value:.{1 if doa else 3}f} [" in report, (task, c, value)
+    # the 12 training steps learned something: held-out reconstruction loss below the random init's, CI excluding 0
+    diff, lo, hi = results["recon"]["diff"]["trained - random init"]
+    assert hi < 0, results["recon"]["loss"]
     z = np.load(out / "demo_embeddings.npz")
     assert z["scene"].shape == (len(z["files"]), model.scene_embedding_size) and len(z["files"]) > 0
     assert np.isfinite(z["scene"]).all()
