@@ -68,8 +68,16 @@ def test_device_scene_path_resumes_exactly(tmp_path):
     first = train(ci(tmp_path / "half", *args, "--stop_at_step=2"))["losses"]
     second = train(resolve_config([f"--out_dir={tmp_path / 'half'}", "--resume"]))["losses"]
     assert len(full) == 4 and first + second == full
-    cpu = train(ci(tmp_path / "numpy", "--max_steps=2", "--scene_backend=numpy"))["losses"]
-    assert cpu != full[:2]  # a different scene stream: the backend really changed
+    cpu = train(ci(tmp_path / "numpy", "--max_steps=4", "--stop_at_step=2", "--scene_backend=auto"))["losses"]
+    assert cpu != full[:2]  # a different scene stream: the backend really changed (auto is numpy on a CPU)
+    # a checkpoint whose scenes came from the other backend (auto on a GPU) is not resumed with this one
+    path = str(tmp_path / "numpy" / CKPT_NAME)
+    ckpt = torch.load(path, weights_only=False)
+    assert ckpt["rng"][0]["data"]["backend"] == "numpy"
+    ckpt["rng"][0]["data"]["backend"] = "torch"
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="scene backend and this run's is 'numpy'.*--scene_backend=torch"):
+        train(resolve_config([f"--out_dir={tmp_path / 'numpy'}", "--resume"]))
 
 
 def test_resume_refuses_a_different_run(ci_run, tmp_path):

@@ -119,7 +119,7 @@ class CropStream:
     # -- exact data position for --resume --------------------------------------------------------
     def state_dict(self) -> dict:
         scenes = self.workers.state_dict() if self.workers is not None else self.synth.rng.bit_generator.state
-        state = {"scenes": scenes, "crops": self.gen.get_state()}
+        state = {"scenes": scenes, "crops": self.gen.get_state(), "backend": self.synth.backend}
         if self.synth.user_stream is not None:
             state["clips"] = self.synth.user_stream.state_dict()
         return state

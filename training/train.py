@@ -366,6 +366,11 @@ def build_optimizer(cfg: dict, model: torch.nn.Module, device: torch.device):
 
 def restore(ckpt: dict, model, optimizer, stream: CropStream, where: Placement) -> int:
     """Load weights, optimizer and (same world size) this rank's RNG and data position; returns the step."""
+    saved = ckpt["rng"][0]["data"].get("backend")  # the resolved scene backend (auto picks by device)
+    if saved is not None and saved != stream.synth.backend:
+        raise RunError(f"cannot resume {ckpt['config']['out_dir']}: its scenes came from the {saved!r} scene backend "
+                       f"and this run's is {stream.synth.backend!r} (scene_backend=auto picks by device): pass "
+                       f"--scene_backend={saved}")
     model.load_official_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if len(ckpt["rng"]) == where.world:
