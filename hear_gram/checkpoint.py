@@ -22,7 +22,6 @@ names, so they are read by the same path.
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -322,31 +321,16 @@ def read_safetensors(path: str, keys=None) -> tuple:
         raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from e
 
 
-_TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                 "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-                 "BOOL": torch.bool}
-
-
 def read_tensors(path: str, keys) -> dict:
-    """`keys` of a safetensors file read into memory the tensors own (plain reads at the header's offsets,
-    no memory map: a model never depends on the file staying unchanged, and the pages of tensors not
-    asked for are never touched).  The file is validated by `read_header` first."""
+    """`keys` of a safetensors file, copied into memory the tensors own: a model never depends on the file
+    staying unchanged (no SIGBUS when it is truncated later), and the pages of tensors not asked for are
+    never touched.  The file is validated by `read_header` first.  It is reopened per tensor so that the
+    memory map of the tensors already copied is released (one map for all would double the peak RSS)."""
     read_header(path)
-    if sys.byteorder != "little":  # safetensors stores little-endian data
-        return {k: v.clone() for k, v in read_safetensors(path, keys)[0].items()}
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-        out = {}
-        for k in keys:
-            h = header[k]
-            t = torch.empty(h["shape"], dtype=_TORCH_DTYPES[h["dtype"]])
-            start, end = h["data_offsets"]
-            buf = t.view(-1).view(torch.uint8).numpy() if t.numel() else None
-            f.seek(8 + n + start)
-            if end - start != (0 if buf is None else buf.nbytes) or (buf is not None and f.readinto(buf) != buf.nbytes):
-                raise CheckpointError(f"{path}: tensor {k!r} has {end - start} bytes on disk, expected its shape's")
-            out[k] = t
+    out = {}
+    for k in keys:
+        with safe_open(path, framework="pt") as f:
+            out[k] = f.get_tensor(k).clone()
     return out
 
 
