@@ -21,6 +21,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from hear_gram.audio import AUDIO_EXTENSIONS
+from hear_gram.outputs import atomic_path
 
 from .hrir import ELEVATION_RANGE_DEG, Hrir, load_kemar, unit_vector
 from .sources import FS, resample
@@ -298,9 +299,8 @@ class BrirBank:
         build_s = time.perf_counter() - t0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, target=target, noise=noise, meta=json.dumps(meta), build_s=build_s)
-            tmp.replace(path)
+            with atomic_path(path, suffix=".npz") as tmp:
+                np.savez(tmp, target=target, noise=noise, meta=json.dumps(meta), build_s=build_s)
         return cls(target, noise, meta, build_s)
 
 

@@ -31,6 +31,7 @@ import torch
 from hear_gram import audio as _audio_module
 from hear_gram.audio import AUDIO_EXTENSIONS as AUDIO_EXT
 from hear_gram.audio import resample as _resample
+from hear_gram.outputs import atomic_path
 
 FS = 32000  # the sample rate of everything in training/ (the KEMAR set, scenes, Nat-HEAR): GRAM's input rate
 LIBC = ctypes.CDLL(None)  # the C library of this process (srand seeds espeak-ng's noise sources)
@@ -338,9 +339,8 @@ def save_pool(path: Path, pool: dict) -> None:
     for k, v in pool.items():
         arrays[f"{k}_audio"] = np.concatenate([x for _, x in v]).astype(np.float32)
         arrays[f"{k}_offsets"] = np.cumsum([0] + [len(x) for _, x in v])
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_pool(path: Path) -> dict:
