@@ -112,11 +112,6 @@ class GramConfig:
         return self.in_channels * self.patch[0] * self.patch[1]
 
     @property
-    def token_ms(self) -> float:
-        """Duration of one token column (patch width in frames x hop)."""
-        return 1000.0 * self.patch[1] * self.hop_length / self.sample_rate
-
-    @property
     def n_masked(self) -> int:
         return int(round(self.mask_ratio * self.n_tokens))
 
