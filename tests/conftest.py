@@ -3,13 +3,18 @@ models."""
 
 import os
 
-import pytest
-import torch
+# numpy's OpenBLAS spins its worker threads while waiting: on the shared 2-core test machine the small matrix
+# products of the scene renderer ran 15x slower with 2 BLAS threads than with 1 (test_brir's cue test: 32 s vs
+# 2 s wall).  Set before numpy is imported; subprocesses (demo, heareval) inherit it; an explicit value wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from hear_gram.model import GramConfig, GramEncoder
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
-import official_fixtures
-from official_fixtures import OFFICIAL  # noqa: F401  (re-exported for the tests)
+from hear_gram.model import GramConfig, GramEncoder  # noqa: E402
+
+import official_fixtures  # noqa: E402
+from official_fixtures import OFFICIAL  # noqa: E402,F401  (re-exported for the tests)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
