@@ -41,9 +41,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_SNIPPET = r"""
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
-from hear_api import load_model
+from hear_configs.GRAMT import load_model
 n, seconds, repeat = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-model = load_model(sys.argv[2])
+model = load_model(sys.argv[2], use_mwmae_decoder="true")
+# the official loader uses strict=False: check that the encoder weights really arrived
+sd, msd = torch.load(sys.argv[2])["state_dict"], model.model.state_dict()
+enc = [k for k in sd if not k.startswith(("decoder", "mask_token", "spec_pred"))]
+bad = [k for k in enc if k not in msd or not torch.equal(msd[k].cpu(), sd[k])]
+if bad:
+    raise SystemExit(f"official model did not load {len(bad)} of {len(enc)} encoder tensors, e.g. {bad[:3]}")
 audio = torch.randn(n, 2, seconds * 32000, generator=torch.Generator().manual_seed(0)) * 0.1
 dev = next(model.parameters()).device
 audio = audio.to(dev)
