@@ -7,7 +7,8 @@
 Weights: the parity fixtures' rule weights (`tests/official_fixtures.py checkpoint`, the same for every
 runtime compared).  A mode is `precision:max_chunks` (chunks per forward pass).  Every row embeds the same
 binaural noise (amplitude 0.1) with `get_scene_embeddings`; the modes (and the official runtime, when
-`--official-src` names a checkout of labhamlet/GRAM-T and `--official-python` a Python that can import it)
+`--official-src` names a checkout of labhamlet/GRAM-T and `--official-python` a Python that can import it;
+its `.cuda()` calls are made no-ops on a machine without CUDA, nothing else of it is changed)
 run in turn, `--repeat` rounds, alternating, and the table gives the median wall time of the embedding alone
 (load excluded; one warm-up per mode).  GFLOP/s = the encoder's FLOPs per chunk (counted once with
 torch.utils.flop_counter) x chunks / wall time.  Ratio = the first mode's time / this row's time.
@@ -41,6 +42,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_SNIPPET = r"""
 import json, sys, time, torch
 sys.path.insert(0, sys.argv[1])
+if not torch.cuda.is_available():  # the official feature helper calls .cuda(): on a CPU machine, a no-op
+    torch.Tensor.cuda = lambda self, *a, **k: self
 from hear_configs.GRAMT import load_model
 n, seconds, repeat = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 model = load_model(sys.argv[2], use_mwmae_decoder="true")
