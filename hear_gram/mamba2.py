@@ -52,7 +52,6 @@ __all__ = [
     "MambaEncoder",
     "ssd_chunked",
     "ssd_ref",
-    "segsum",
     "kernels_available",
 ]
 
@@ -121,84 +120,84 @@ class RMSNormGated(nn.Module):
 # --------------------------------------------------------------------------------------------
 # SSD scan: chunked (main path) and sequential reference
 # --------------------------------------------------------------------------------------------
-def segsum(a: torch.Tensor) -> torch.Tensor:
-    """Segment sums of log-decays: (..., T) -> (..., T, T).
+# Exponent limits of the factorised decay, per compute dtype: (largest log-decay range inside one
+# query block, log-decay below which a key's contribution is dropped).  Every factor is then in
+# [e^-cut, e^(range/2)] (float32: [1.8e-35, 2.4e17], far from overflow and denormals), and a
+# dropped contribution is below e^(range/2 - cut) (float32: 4e-18) of a kept one.
+_EXP_LIMITS = {torch.float32: (80.0, 80.0), torch.float64: (600.0, 600.0)}
 
-    out[..., i, j] = a[j+1] + ... + a[i] for i >= j (0 on the diagonal), -inf for i < j, so that
-    exp(out) is the causal decay matrix prod_{k=j+1..i} exp(a_k).  The sums are accumulated
-    directly per column (masked cumsum) instead of as differences cumsum[i] - cumsum[j]: this
-    avoids cancellation when the cumulative log-decay is large, at O(T^2) extra adds.
+
+def _query_blocks(cs: torch.Tensor, chunk_size: int, max_range: float, cut: float) -> list:
+    """Split the L query positions into blocks [(s, e, k0)]: queries s..e-1 read keys k0..e-1.
+
+    cs: (b, L, h) cumulative log-decays (non-increasing in L), on the CPU.  A block is at most
+    `chunk_size` long and its range cs[s] - cs[e-1] is <= max_range for every (batch, head)
+    (a single step may exceed it: such a block has one query).  k0 skips the leading keys whose
+    decay to the block's reference (see `ssd_chunked`) is below e^-cut for every (batch, head).
     """
-    T = a.shape[-1]
-    strict = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(-1)  # [k, j]: k > j
-    x = a.unsqueeze(-1).expand(*a.shape, T)  # [..., k, j] = a[k]
-    x = x.masked_fill(~strict, 0.0).cumsum(dim=-2)  # [..., i, j] = sum_{j<k<=i} a[k]
-    causal = torch.ones(T, T, dtype=torch.bool, device=a.device).tril(0)  # [i, j]: i >= j
-    return x.masked_fill(~causal, float("-inf"))
-
-
-def _heads_from_groups(t: torch.Tensor, nheads: int) -> torch.Tensor:
-    """(b, g, ...) -> (b, h, ...) where head h uses group h // (nheads // g) (mamba_ssm convention)."""
-    b, g = t.shape[:2]
-    return t.unsqueeze(2).expand(b, g, nheads // g, *t.shape[2:]).reshape(b, nheads, *t.shape[2:])
+    L = cs.shape[1]
+    blocks, s = [], 0
+    while s < L:
+        e = min(L, s + chunk_size)
+        spread = (cs[:, s:s + 1] - cs[:, s:e]).amax(dim=(0, 2))  # (e - s,), non-decreasing
+        e = s + max(1, int((spread <= max_range).sum()))
+        k0 = 0
+        if s > 0:
+            ref = 0.5 * (cs[:, s] + cs[:, e - 1])  # (b, h)
+            kept = (ref.unsqueeze(1) - cs[:, :s]).amax(dim=(0, 2)) >= -cut  # (s,), non-decreasing
+            k0 = s - int(kept.sum())
+        blocks.append((s, e, k0))
+        s = e
+    return blocks
 
 
 def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                 C: torch.Tensor, D: Optional[torch.Tensor] = None,
                 chunk_size: int = 256) -> torch.Tensor:
-    """Selective SSM scan in chunked SSD form (gram_spec §3.2 step 4).
+    """Selective SSM scan in its quadratic "state-space duality" (SSD) form (gram_spec §3.2 step 4).
 
     x: (b, L, h, p); dt: (b, L, h), already softplus'ed and > 0; A: (h,), negative;
     B, C: (b, L, g, n) with h % g == 0; D: (h,) or None.  Returns y: (b, L, h, p) in x.dtype.
 
-    Recurrence (S_0 = 0): S_t = exp(dt_t A) S_{t-1} + dt_t x_t (x) B_t;  y_t = S_t C_t + D x_t.
-    Computed in float32 (float64 for float64 input) with autocast disabled.  For L <= chunk_size
-    this is a single masked (L x L) product per head; longer inputs are cut into chunks and the
-    inter-chunk state is carried by a loop over chunks (not over time steps).
+    Recurrence (S_0 = 0): S_t = exp(dt_t A) S_{t-1} + dt_t x_t (x) B_t;  y_t = S_t C_t + D x_t, i.e.
+
+        y_i = sum_{j <= i} (C_i . B_j) exp(cs_i - cs_j) dt_j x_j + D x_i,   cs_i = sum_{k <= i} dt_k A.
+
+    The decay factorises: exp(cs_i - cs_j) = exp(cs_i - r) exp(r - cs_j) for any reference r, so
+    for a block of queries the head-dependent part moves onto the (L, h*p) operands and the
+    (L x L) matrix tril(C B^T) is shared by all heads of a group: one matmul per block,
+    (Lq x Lk) @ (Lk x heads*headdim), with no per-head L x L decay matrix.  The cumulative sum is
+    taken once, in float64, so the factors are exact to the compute dtype whatever the decay.
+    Queries are cut into blocks of at most `chunk_size` whose decay range stays within
+    `_EXP_LIMITS` (r = the middle of that range); keys whose decay to a block has underflowed for
+    every head are skipped, so strong decay makes the work banded instead of overflowing.
+    Computed in float32 (float64 for float64 input) with autocast disabled.
     """
     out_dtype = x.dtype
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     b, L, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     assert h % g == 0, (h, g)
+    max_range, cut = _EXP_LIMITS[cdt]
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(cdt) for t in (x, dt, A, B, C))
-        Q = min(chunk_size, L)
-        nc = -(-L // Q)
-        pad = nc * Q - L
-        if pad:  # zero dt => no input and no decay: padded steps change nothing before them
-            x, dt, B, C = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x, dt, B, C))
-        xh = x.reshape(b, nc, Q, h, p).permute(0, 3, 1, 2, 4)  # (b, h, c, Q, p)
-        dth = dt.reshape(b, nc, Q, h).permute(0, 3, 1, 2)  # (b, h, c, Q)
-        Bg = B.reshape(b, nc, Q, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, Q, n)
-        Cg = C.reshape(b, nc, Q, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, Q, n)
-        a = dth * A.view(h, 1, 1)  # (b, h, c, Q) log-decay per step
-
-        # 1. within-chunk (diagonal blocks): y_i = sum_{j<=i} (C_i.B_j) exp(a_{j+1}+..+a_i) dt_j x_j
-        CB = _heads_from_groups(Cg @ Bg.transpose(-1, -2), h)  # (b, h, c, Q, Q)
-        M = CB * torch.exp(segsum(a)) * dth.unsqueeze(-2)  # (b, h, c, Q[i], Q[j])
-        y = M @ xh  # (b, h, c, Q, p)
-
-        if nc > 1:
-            # 2. state each chunk contributes at its end; 3. pass states across chunks;
-            # 4. their effect on the outputs of the next chunk.
-            acs = a.cumsum(dim=-1)  # (b, h, c, Q)
-            w = torch.exp(acs[..., -1:] - acs) * dth  # decay from step j to chunk end, times dt_j
-            Bh = _heads_from_groups(Bg, h)  # (b, h, c, Q, n)
-            Ch = _heads_from_groups(Cg, h)
-            chunk_states = (xh * w.unsqueeze(-1)).transpose(-1, -2) @ Bh  # (b, h, c, p, n)
-            chunk_decay = torch.exp(acs[..., -1])  # (b, h, c)
-            s = torch.zeros_like(chunk_states[:, :, 0])  # state entering chunk 0: (b, h, p, n)
-            entering = []
-            for k in range(nc):
-                entering.append(s)
-                s = chunk_decay[:, :, k, None, None] * s + chunk_states[:, :, k]
-            S = torch.stack(entering, dim=2)  # (b, h, c, p, n)
-            y = y + torch.exp(acs).unsqueeze(-1) * (Ch @ S.transpose(-1, -2))  # (b, h, c, Q, p)
-
-        y = y.permute(0, 2, 3, 1, 4).reshape(b, nc * Q, h, p)[:, :L]
+        cs = torch.cumsum(dt.double() * A.double(), dim=1)  # (b, L, h): one cumulative sum
+        blocks = _query_blocks(cs.detach().cpu(), max(1, chunk_size), max_range, cut)
+        CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1))  # (b, g, L, L), shared by heads
+        ys = []
+        for s, e, k0 in blocks:
+            ref = 0.5 * (cs[:, s] + cs[:, e - 1]).unsqueeze(1)  # (b, 1, h)
+            q = torch.exp(cs[:, s:e] - ref).to(cdt)  # (b, Lq, h)
+            lk = ref - cs[:, k0:e]  # (b, Lk, h), <= max_range / 2
+            k = (torch.exp(lk.masked_fill(lk < -cut, float("-inf"))) * dt[:, k0:e]).to(cdt)
+            V = k.unsqueeze(-1) * x[:, k0:e]  # (b, Lk, h, p), contiguous
+            V = V.view(b, e - k0, g, (h // g) * p).transpose(1, 2)  # (b, g, Lk, hg*p): a view
+            y = torch.matmul(CB[:, :, s:e, k0:e].tril(s - k0), V)  # (b, g, Lq, hg*p)
+            y = y.transpose(1, 2).reshape(b, e - s, h, p)  # a view for g == 1
+            ys.append(y * q.unsqueeze(-1))
+        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
         if D is not None:
-            y = y + D.to(cdt).view(h, 1) * x[:, :L]
+            y = y + D.to(cdt).view(h, 1) * x
     return y.to(out_dtype)
 
 
@@ -333,13 +332,28 @@ class Mamba2Mixer(nn.Module):
         self.D.fill_(1.0)
         self.norm.weight.fill_(1.0)
 
+    def _conv(self, xBC: torch.Tensor) -> torch.Tensor:
+        """Step 2: causal depthwise conv (left zero padding d_conv - 1) + SiLU on (b, L, conv_dim).
+
+        Written as d_conv shifted multiply-adds in the (b, L, channels) layout the projection
+        produces: no transposes or padded copy, and on CPU faster than Conv1d's depthwise kernel.
+        Computed in float32 at least (as causal_conv1d); output dtype = input dtype.
+        """
+        L, K = xBC.shape[1], self.d_conv
+        w = self.conv1d.weight[:, 0]  # (conv_dim, K); tap K-1 multiplies the current step
+        y = torch.addcmul(self.conv1d.bias, xBC, w[:, K - 1])
+        for k in range(max(0, K - 1 - (L - 1)), K - 1):  # taps reaching back K-1-k steps
+            shift = K - 1 - k
+            y[:, shift:].addcmul_(xBC[:, :-shift], w[:, k])
+        grad = torch.is_grad_enabled() and y.requires_grad
+        return F.silu(y, inplace=not grad).to(xBC.dtype)
+
     def _ssm_inputs(self, u: torch.Tensor):
         """Steps 1-3 and the dt/A preparation of step 4."""
         b, L, _ = u.shape
         zxbcdt = self.in_proj(u)  # (b, L, 2*d_inner + 2*g*n + h)
         z, xBC, dt = torch.split(zxbcdt, [self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        xBC = F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0))  # (b, conv_dim, L + d_conv - 1)
-        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)  # (b, L, conv_dim)
+        xBC = self._conv(xBC)  # (b, L, conv_dim)
         x, B, C = torch.split(xBC, [self.d_inner, self.ngroups * self.d_state,
                                     self.ngroups * self.d_state], dim=-1)
         cdt = torch.float64 if dt.dtype == torch.float64 else torch.float32
@@ -380,8 +394,7 @@ class Mamba2Mixer(nn.Module):
                 headdim=self.headdim, ngroups=self.ngroups, norm_before_gate=False)
         b, L, _ = u.shape
         z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        xBC = F.pad(xBC.transpose(1, 2), (self.d_conv - 1, 0))
-        xBC = F.silu(self.conv1d(xBC)).transpose(1, 2)
+        xBC = self._conv(xBC)
         x, B, C = torch.split(xBC, [self.d_inner, self.ngroups * self.d_state,
                                     self.ngroups * self.d_state], dim=-1)
         y = kernels["chunk_scan"](

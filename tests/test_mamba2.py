@@ -78,17 +78,6 @@ def test_ssd_ref_matches_hand_recurrence():
         assert torch.allclose(fn(x, dt, A, B, C, D).flatten(), torch.tensor(want, dtype=torch.float64))
 
 
-def test_segsum_values_and_mask():
-    a = torch.tensor([0.1, -0.2, -0.3, -0.4], dtype=torch.float64)
-    s = m2.segsum(a)
-    for i in range(4):
-        for j in range(4):
-            if i < j:
-                assert s[i, j].item() == float("-inf")
-            else:
-                assert abs(s[i, j].item() - a[j + 1:i + 1].sum().item()) < 1e-15
-
-
 # ----------------------------------------------------------------------------- mixer / encoder
 def test_mixer_chunked_equals_ref_float64():
     enc = _small_encoder().double()
