@@ -40,6 +40,7 @@ import math
 import os
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -127,10 +128,10 @@ class RMSNormGated(nn.Module):
 _EXP_LIMITS = {torch.float32: (80.0, 80.0), torch.float64: (600.0, 600.0)}
 
 
-def _query_blocks(cs: torch.Tensor, chunk_size: int, max_range: float, cut: float) -> list:
+def _query_blocks(cs: np.ndarray, chunk_size: int, max_range: float, cut: float) -> list:
     """Split the L query positions into blocks [(s, e, k0)]: queries s..e-1 read keys k0..e-1.
 
-    cs: (b, L, h) cumulative log-decays (non-increasing in L), on the CPU.  A block is at most
+    cs: (b, L, h) cumulative log-decays of some heads (non-increasing along L).  A block is at most
     `chunk_size` long and its range cs[s] - cs[e-1] is <= max_range for every (batch, head)
     (a single step may exceed it: such a block has one query).  k0 skips the leading keys whose
     decay to the block's reference (see `ssd_chunked`) is below e^-cut for every (batch, head).
@@ -139,16 +140,37 @@ def _query_blocks(cs: torch.Tensor, chunk_size: int, max_range: float, cut: floa
     blocks, s = [], 0
     while s < L:
         e = min(L, s + chunk_size)
-        spread = (cs[:, s:s + 1] - cs[:, s:e]).amax(dim=(0, 2))  # (e - s,), non-decreasing
+        spread = (cs[:, s:s + 1] - cs[:, s:e]).max(axis=(0, 2))  # (e - s,), non-decreasing
         e = s + max(1, int((spread <= max_range).sum()))
         k0 = 0
         if s > 0:
             ref = 0.5 * (cs[:, s] + cs[:, e - 1])  # (b, h)
-            kept = (ref.unsqueeze(1) - cs[:, :s]).amax(dim=(0, 2)) >= -cut  # (s,), non-decreasing
+            kept = (ref[:, None] - cs[:, :s]).max(axis=(0, 2)) >= -cut  # (s,), non-decreasing
             k0 = s - int(kept.sum())
         blocks.append((s, e, k0))
         s = e
     return blocks
+
+
+def _ssd_plan(cs: np.ndarray, ngroups: int, chunk_size: int, max_range: float, cut: float) -> list:
+    """Head sets that share one block plan: [(heads, group, blocks)], heads a list of head indices.
+
+    Heads decay at very different rates (GRAM-M: total log-decay over 201 tokens from ~1 to ~300
+    per head), and a block must fit the fastest head it serves.  So the heads of each B/C group are
+    binned by their total decay range R (bin 0: R <= max_range, one block; bin k: R <= 2^k
+    max_range) and each bin gets its own blocks: slow heads keep long blocks, fast ones get short,
+    banded ones.
+    """
+    b, L, h = cs.shape
+    hg = h // ngroups
+    span = (cs[:, 0] - cs[:, -1]).max(axis=0)  # (h,) total decay range per head
+    bins = np.ceil(np.log2(np.maximum(span, max_range) / max_range)).astype(int)
+    plan = []
+    for gi in range(ngroups):
+        for k in sorted(set(bins[gi * hg:(gi + 1) * hg].tolist())):
+            heads = [j for j in range(gi * hg, (gi + 1) * hg) if bins[j] == k]
+            plan.append((heads, gi, _query_blocks(cs[:, :, heads], chunk_size, max_range, cut)))
+    return plan
 
 
 def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
@@ -164,13 +186,15 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
         y_i = sum_{j <= i} (C_i . B_j) exp(cs_i - cs_j) dt_j x_j + D x_i,   cs_i = sum_{k <= i} dt_k A.
 
     The decay factorises: exp(cs_i - cs_j) = exp(cs_i - r) exp(r - cs_j) for any reference r, so
-    for a block of queries the head-dependent part moves onto the (L, h*p) operands and the
-    (L x L) matrix tril(C B^T) is shared by all heads of a group: one matmul per block,
-    (Lq x Lk) @ (Lk x heads*headdim), with no per-head L x L decay matrix.  The cumulative sum is
+    for a block of queries the head-dependent part moves onto the (L, heads*headdim) operands and
+    the (L x L) matrix tril(C B^T) is shared by all heads of a B/C group: one matmul per block,
+    (Lq x Lk) @ (Lk x heads*headdim), and no per-head L x L decay matrix.  The cumulative sum is
     taken once, in float64, so the factors are exact to the compute dtype whatever the decay.
     Queries are cut into blocks of at most `chunk_size` whose decay range stays within
-    `_EXP_LIMITS` (r = the middle of that range); keys whose decay to a block has underflowed for
-    every head are skipped, so strong decay makes the work banded instead of overflowing.
+    `_EXP_LIMITS` (r = the middle of that range), per set of heads with similar decay
+    (`_ssd_plan`); keys whose decay to a block has underflowed for every head of the set are
+    skipped, so strong decay makes the work banded instead of overflowing.  The plan is made on
+    the CPU (one small device-to-host copy per call on CUDA).
     Computed in float32 (float64 for float64 input) with autocast disabled.
     """
     out_dtype = x.dtype
@@ -182,20 +206,33 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(cdt) for t in (x, dt, A, B, C))
         cs = torch.cumsum(dt.double() * A.double(), dim=1)  # (b, L, h): one cumulative sum
-        blocks = _query_blocks(cs.detach().cpu(), max(1, chunk_size), max_range, cut)
+        plan = _ssd_plan(cs.detach().cpu().numpy(), g, max(1, chunk_size), max_range, cut)
         CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1))  # (b, g, L, L), shared by heads
-        ys = []
-        for s, e, k0 in blocks:
-            ref = 0.5 * (cs[:, s] + cs[:, e - 1]).unsqueeze(1)  # (b, 1, h)
-            q = torch.exp(cs[:, s:e] - ref).to(cdt)  # (b, Lq, h)
-            lk = ref - cs[:, k0:e]  # (b, Lk, h), <= max_range / 2
-            k = (torch.exp(lk.masked_fill(lk < -cut, float("-inf"))) * dt[:, k0:e]).to(cdt)
-            V = k.unsqueeze(-1) * x[:, k0:e]  # (b, Lk, h, p), contiguous
-            V = V.view(b, e - k0, g, (h // g) * p).transpose(1, 2)  # (b, g, Lk, hg*p): a view
-            y = torch.matmul(CB[:, :, s:e, k0:e].tril(s - k0), V)  # (b, g, Lq, hg*p)
-            y = y.transpose(1, 2).reshape(b, e - s, h, p)  # a view for g == 1
-            ys.append(y * q.unsqueeze(-1))
-        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
+        y = None if len(plan) == 1 else x.new_empty(b, L, h, p)
+        for heads, gi, blocks in plan:
+            nh = len(heads)
+            if heads == list(range(heads[0], heads[0] + nh)):  # a run of heads: views, no copies
+                sel = slice(heads[0], heads[0] + nh)
+                xs, css, dts = x[:, :, sel], cs[:, :, sel], dt[:, :, sel]
+            else:
+                sel = torch.tensor(heads, device=x.device)
+                xs, css, dts = x.index_select(2, sel), cs.index_select(2, sel), dt.index_select(2, sel)
+            ys = []
+            for s, e, k0 in blocks:
+                ref = 0.5 * (css[:, s] + css[:, e - 1]).unsqueeze(1)  # (b, 1, nh)
+                q = torch.exp(css[:, s:e] - ref).to(cdt)  # (b, Lq, nh)
+                lk = ref - css[:, k0:e]  # (b, Lk, nh), <= max_range / 2
+                k = (torch.exp(lk.masked_fill(lk < -cut, float("-inf"))) * dts[:, k0:e]).to(cdt)
+                V = (k.unsqueeze(-1) * xs[:, k0:e]).view(b, e - k0, nh * p)  # contiguous
+                yb = torch.matmul(CB[:, gi, s:e, k0:e].tril(s - k0), V)  # (b, Lq, nh*p)
+                ys.append(yb.view(b, e - s, nh, p) * q.unsqueeze(-1))
+            ys = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, L, nh, p)
+            if y is None:
+                y = ys
+            elif isinstance(sel, slice):
+                y[:, :, sel] = ys
+            else:
+                y.index_copy_(2, sel, ys)
         if D is not None:
             y = y + D.to(cdt).view(h, 1) * x
     return y.to(out_dtype)

@@ -62,6 +62,66 @@ def test_ssd_chunked_float32_close_to_float64_ref():
     assert rel < 1e-6, rel
 
 
+def _mixed_decay_inputs(dtype=torch.float64, L=60, rates=(0.01, 0.3, 3.0, 40.0), seed=1):
+    """Scan inputs whose heads decay at very different rates (total log-decay ~0.6 to ~2400)."""
+    x, dt, _, B, C, D = _scan_inputs(b=2, L=L, h=len(rates), p=4, g=1, n=5, dtype=dtype, seed=seed)
+    return x, dt, -torch.tensor(rates, dtype=dtype), B, C, D
+
+
+@pytest.mark.parametrize("chunk_size", [256, 7])
+def test_ssd_chunked_mixed_decays_float64(monkeypatch, chunk_size):
+    """Heads binned into separate plans, several blocks per head set and skipped (underflowed)
+    keys: float64 limits lowered so that all of that happens at a test's size."""
+    monkeypatch.setitem(m2._EXP_LIMITS, torch.float64, (6.0, 40.0))
+    args = _mixed_decay_inputs()
+    cs = torch.cumsum(args[1] * args[2], dim=1).numpy()
+    plan = m2._ssd_plan(cs, 1, chunk_size, 6.0, 40.0)
+    assert len(plan) >= 3 and any(k0 > 0 for _, _, blocks in plan for _, _, k0 in blocks)
+    ref = m2.ssd_ref(*args)
+    out = m2.ssd_chunked(*args, chunk_size=chunk_size)
+    assert (out - ref).abs().max().item() <= 1e-10 * max(1.0, ref.abs().max().item())
+
+
+def test_ssd_chunked_gradients_match_ref_float64(monkeypatch):
+    monkeypatch.setitem(m2._EXP_LIMITS, torch.float64, (6.0, 40.0))
+    args = [a.clone().requires_grad_(True) for a in _mixed_decay_inputs(L=23)]
+    w = torch.randn(2, 23, 4, 4, dtype=torch.float64)
+    grads = []
+    for fn in (m2.ssd_ref, lambda *a: m2.ssd_chunked(*a, chunk_size=5)):
+        (fn(*args) * w).sum().backward()
+        grads.append([a.grad.clone() for a in args])
+        for a in args:
+            a.grad = None
+    for name, ga, gb in zip("x dt A B C D".split(), *grads):
+        assert (ga - gb).abs().max().item() <= 1e-9 * max(1.0, gb.abs().max().item()), name
+
+
+@pytest.mark.parametrize("rates", [(0.01, 0.3, 3.0, 40.0), (500.0, 2000.0)])
+def test_ssd_chunked_float32_strong_decay_stays_finite_and_exact(rates):
+    """Total log-decays far beyond float32's exponent range (up to ~1e5): no overflow, and still
+    float32-accurate, because every factor is taken against a nearby reference."""
+    args = _mixed_decay_inputs(L=80, rates=rates)
+    ref = m2.ssd_ref(*args)
+    out = m2.ssd_chunked(*(a.float() for a in args))
+    assert torch.isfinite(out).all()
+    rel = ((out.double() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-6, rel
+
+
+def test_ssd_plan_bins_heads_and_bands_fast_ones():
+    # three heads with constant log-decay per step 0.1, 1 and 10 over 100 steps (limit 80)
+    rates = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    cs = (-rates * torch.arange(1, 101, dtype=torch.float64)[:, None]).unsqueeze(0).numpy()
+    plan = m2._ssd_plan(cs, 1, 256, 80.0, 80.0)
+    assert [heads for heads, _, _ in plan] == [[0], [1], [2]]  # spans 9.9, 99, 990: bins 0, 1, 4
+    assert plan[0][2] == [(0, 100, 0)]  # slow head: one block, no loop
+    assert plan[1][2] == [(0, 81, 0), (81, 100, 10)]  # range 80 per block; keys 0-9 < e^-80 of the middle
+    fast = plan[2][2]
+    # 9 queries per block (range 80), and only the 4 keys before a block reach e^-80 of its middle
+    assert fast[:3] == [(0, 9, 0), (9, 18, 5), (18, 27, 14)] and fast[-1][1] == 100
+    assert m2._ssd_plan(cs, 1, 10, 80.0, 80.0)[0][2] == [(s, min(s + 10, 100), 0) for s in range(0, 100, 10)]
+
+
 def test_ssd_ref_matches_hand_recurrence():
     # One head, one group, scalar state: y_t = sum_{j<=t} prod_{k=j+1..t} exp(dt_k a) dt_j x_j B_j C_t + D x_t
     x = torch.tensor([1.0, 2.0, -1.0], dtype=torch.float64).view(1, 3, 1, 1)
