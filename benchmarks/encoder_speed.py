@@ -6,7 +6,7 @@
     python -m benchmarks.encoder_speed --threads 1 --clock cpu  # CPU seconds: robust on a busy machine
     python -m benchmarks.encoder_speed --device cuda --dtypes fp32 bf16 --batch 64   # GPU (+ kernel rows)
 
-Each row times `GramModel.forward_features` (patch embedding, encoder, final norm) on `--batch` random
+Each row times `GramEncoder.forward_features` (patch embedding, encoder, final norm) on `--batch` random
 log-mel chunks (B, 2, 200, 128) with random full-size weights (the official init; the two code trees
 get the same state dict).  The rows are timed in turn, `--repeat` rounds after one warm-up round, and
 the median of the rounds is reported, so slow phases of a shared machine hit every row alike; the
@@ -20,6 +20,7 @@ second package (`hear_gram_baseline`), so both trees run in the same process, al
 """
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -84,7 +85,9 @@ def build_rows(a, trees, device):
     for code, model_mod in trees:
         for name in a.variants:
             torch.manual_seed(0)
-            model = model_mod.GramModel(model_mod.VARIANTS[name].config)
+            cls = getattr(model_mod, "GramEncoder", None) or model_mod.GramModel  # (older revisions)
+            config = model_mod.VARIANTS[name].config
+            model = cls(dataclasses.replace(config, depth=a.depth) if a.depth else config)
             if name in states:
                 model.load_state_dict(states[name])
             else:
@@ -111,6 +114,7 @@ def main(argv=None):
     p.add_argument("--dtypes", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     p.add_argument("--batch", type=int, default=8, help="chunks per pass (default 8)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    p.add_argument("--depth", type=int, default=None, help="override the encoder depth (quick dry runs)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds; the median is reported (default 3)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                    help="wall time (default), or this process's CPU time (with --threads 1 it is immune to "
@@ -141,7 +145,8 @@ def main(argv=None):
             trees.append((f"baseline {a.baseline}", load_tree(extract(a.baseline, tmp), "hear_gram_baseline")))
         rows = build_rows(a, trees, device)
         dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {a.threads} threads"
-        print(f"torch {torch.__version__}, {dev}; {a.batch} chunks of 2 s per pass, random full-size weights; "
+        size = f"depth {a.depth}" if a.depth else "full-size"
+        print(f"torch {torch.__version__}, {dev}; {a.batch} chunks of 2 s per pass, random {size} weights; "
               f"median of {a.repeat} alternating rounds; {a.clock} time")
         load0 = os.getloadavg()
         for _, run in rows:  # warm-up round

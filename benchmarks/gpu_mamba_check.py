@@ -1,7 +1,8 @@
 """GPU check of GRAM-M's Mamba2 encoder: pure-PyTorch path vs mamba_ssm kernel path.
 
-    python benchmarks/gpu_mamba_check.py [--mamba-src DIR] [--fixtures DIR] [--batch 64] [--train-batch 128]
+    python -m benchmarks.gpu_mamba_check [--mamba-src DIR] [--fixtures DIR] [--batch 64] [--train-batch 128]
     bash benchmarks/gpu_mamba_check.sh [CARRY_DIR]          # fresh GPU box: installs carried wheels first
+    python -m benchmarks.gpu_mamba_check --device cpu --toy # dry run of every step on CPU, small sizes
 
 Checks (each asserted; the script exits 1 if any fails or the kernels do not import):
   1. full-size random-weight encoder (24 layers, (8, 201, 768)):
@@ -15,9 +16,14 @@ Checks (each asserted; the script exits 1 if any fails or the kernels do not imp
        float32 rel <= 1e-4, bf16 autocast rel <= 2e-3.
   rel = ||a - b|| / ||b||.  PyTorch's own TF32 is switched off so that "pure float32" is float32.
 Speed (printed, not asserted), random weights, chunks of 2 s binaural log-mel, for both paths:
-  inference  GramEncoder.forward_features on `--batch` chunks, float32 and bf16 autocast;
+  table      benchmarks/encoder_speed.py's table on this device: s/chunk of GRAM-T patch and GRAM-M
+             patch (pure, and kernel when it imports), float32 and bf16 autocast, `--batch` chunks
+             per pass, alternating rounds, median, and GRAM-M relative to GRAM-T (issue 18);
   training   forward + masked-MSE + backward + AdamW step on `--train-batch` chunks (80 % masked), bf16.
 hear_gram's default is the pure path (hear_gram/mamba2.py docstring); these numbers are what justify it.
+`--toy` (for a dry run, e.g. `--device cpu --toy`): check 1 on a 2-layer encoder of width 64, the
+table with 2-layer encoders, batch 2, one round, and a training step of batch 4; on CPU the kernel
+path is skipped (it is CUDA-only) instead of counted as a failure.
 
 mamba_ssm: its Triton kernels are all this needs (no CUDA extension).  Either an installed mamba_ssm
 (a wheel with its extensions, `pip install --no-deps mamba_ssm-*.whl`), or `--mamba-src DIR` where
@@ -40,10 +46,11 @@ import types
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 TOL = {"fp32": 1e-4, "bf16": 2e-3, "grad": 1e-3}
 FAILURES = []
+DEV = torch.device("cuda")
+TOY = dict(dim=64, depth=2, d_state=16, headdim=16)  # --toy encoder for check 1
 
 
 def check(name, value, tol):
@@ -84,27 +91,38 @@ def set_kernels(module, on):
             m.use_kernels = on
 
 
+def sync():
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timed(fn, warmup=2, reps=5):
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
     for _ in range(reps):
         fn()
-    torch.cuda.synchronize()
+    sync()
     return (time.perf_counter() - t) / reps
 
 
 def autocast(dt):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=dt == "bf16")
+    return torch.autocast(DEV.type, dtype=torch.bfloat16, enabled=dt == "bf16")
 
 
-def parity_random(paths):
+def empty_cache():
+    if DEV.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def parity_random(paths, toy):
     from hear_gram.mamba2 import MambaEncoder
-    print("1. random-weight encoder, 24 layers, (8, 201, 768): kernel vs pure", flush=True)
+    size = TOY if toy else dict(dim=768, depth=24)
+    print(f"1. random-weight encoder, {size['depth']} layers, (8, 201, {size['dim']}): kernel vs pure", flush=True)
     torch.manual_seed(0)
-    enc = MambaEncoder(use_kernels=False).cuda().eval()
-    x = torch.randn(8, 201, 768, device="cuda")
+    enc = MambaEncoder(**size, use_kernels=False).to(DEV).eval()
+    x = torch.randn(8, 201, size["dim"], device=DEV)
     with torch.no_grad():
         ref64 = enc.double()(x.double())
         enc.float()
@@ -132,7 +150,7 @@ def parity_random(paths):
         worst = max(errs)
         check(f"fp32 gradients kernel vs pure (worst: {worst[1]})", worst[0], TOL["grad"])
     del enc
-    torch.cuda.empty_cache()
+    empty_cache()
 
 
 def parity_fixture(paths, folder):
@@ -146,9 +164,9 @@ def parity_fixture(paths, folder):
     oc = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(oc)
     print("2. official fixture gramm_frame, chunk_mean vs recorded official output", flush=True)
-    model = load_encoder(VARIANTS["gram_m_patch"].config, oc.state_dict("gramm_frame", folder)).cuda().eval()
+    model = load_encoder(VARIANTS["gram_m_patch"].config, oc.state_dict("gramm_frame", folder)).to(DEV).eval()
     e = oc.expected("gramm_frame", folder)
-    logmel, ref = e["chunk_logmel"].cuda(), e["chunk_mean"].cuda()
+    logmel, ref = e["chunk_logmel"].to(DEV), e["chunk_mean"].to(DEV)
     for p in paths:
         set_kernels(model, p == "kernel")
         for dt in ("fp32", "bf16"):
@@ -156,32 +174,32 @@ def parity_fixture(paths, folder):
                 got = model.pool(model.forward_features(logmel), "mean").float()
             check(f"{p} {dt} chunk_mean vs official", rel(got, ref), TOL[dt])
     del model
-    torch.cuda.empty_cache()
+    empty_cache()
 
 
-def speed(paths, batch, train_batch):
+def speed(paths, batch, train_batch, toy):
+    import dataclasses
+
+    from benchmarks import encoder_speed
     from hear_gram.model import VARIANTS
     from training.pretrain_model import PretrainModel
+    print(f"3. speed, random weights ({torch.cuda.get_device_name() if DEV.type == 'cuda' else 'CPU'})", flush=True)
+    encoder_speed.main(["--device", str(DEV), "--dtypes", "fp32", "bf16", "--batch", str(batch)]
+                       + (["--depth", "2", "--repeat", "1"] if toy else []))
     torch.manual_seed(0)
-    model = PretrainModel(VARIANTS["gram_m_patch"].config).cuda()
+    config = VARIANTS["gram_m_patch"].config
+    model = PretrainModel(dataclasses.replace(config, depth=2) if toy else config).to(DEV)
     c = model.config
-    logmel = torch.randn(max(batch, train_batch), c.in_channels, c.chunk_frames, c.n_mels, device="cuda")
+    logmel = torch.randn(train_batch, c.in_channels, c.chunk_frames, c.n_mels, device=DEV)
     n, k = c.n_tokens, round(c.n_tokens * c.mask_ratio)
-    mask = torch.zeros(train_batch, n, dtype=torch.bool, device="cuda")
-    mask.scatter_(1, torch.rand(train_batch, n, device="cuda").argsort(1)[:, :k], True)
+    mask = torch.zeros(train_batch, n, dtype=torch.bool, device=DEV)
+    mask.scatter_(1, torch.rand(train_batch, n, device=DEV).argsort(1)[:, :k], True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    print(f"3. speed, gram_m_patch, random weights ({torch.cuda.get_device_name()})", flush=True)
-    print("| path | inference fp32 chunks/s | inference bf16 chunks/s | train step bf16 chunks/s | train ms |")
-    print("|---|---|---|---|---|")
+    print(f"training step, gram_m_patch{' (2 layers)' if toy else ''}, bf16 autocast, batch {train_batch}")
+    print("| path | train step bf16 chunks/s | train ms |")
+    print("|---|---|---|")
     for p in paths:
         set_kernels(model, p == "kernel")
-        row = []
-        model.eval()
-        for dt in ("fp32", "bf16"):
-            def fwd():
-                with torch.no_grad(), autocast(dt):
-                    model.encoder.forward_features(logmel[:batch])
-            row.append(batch / timed(fwd))
         model.train()
 
         def step():
@@ -190,8 +208,8 @@ def speed(paths, batch, train_batch):
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-        t = timed(step, warmup=2, reps=3)
-        print(f"| {p} | {row[0]:.0f} | {row[1]:.0f} | {train_batch / t:.0f} | {t * 1e3:.0f} |", flush=True)
+        t = timed(step, warmup=1 if toy else 2, reps=1 if toy else 3)
+        print(f"| {p} | {train_batch / t:.0f} | {t * 1e3:.0f} |", flush=True)
 
 
 def main():
@@ -203,23 +221,33 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--device", default="cuda", help="cuda (default), or cpu for a dry run with --toy")
+    ap.add_argument("--toy", action="store_true", help="small sizes: a quick dry run of every step")
     a = ap.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("gpu_mamba_check: CUDA is not available")
+    global DEV
+    DEV = torch.device(a.device)
+    if DEV.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("gpu_mamba_check: CUDA is not available (--device cpu --toy for a dry run)")
+    if a.toy:
+        a.batch, a.train_batch = min(a.batch, 2), min(a.train_batch, 4)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     how = import_mamba(a.mamba_src)
     from hear_gram import mamba2 as m2
     routes = sorted(k for k in m2._load_kernels() if k != "loaded")
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}; mamba_ssm: {how}; "
+    name = torch.cuda.get_device_name() if DEV.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {name}; mamba_ssm: {how}; "
           f"kernel route: {'fused' if 'fused' in routes else 'Triton scan' if routes else 'none'}", flush=True)
-    paths = ["pure"] + (["kernel"] if m2.kernels_available() else [])
+    paths = ["pure"] + (["kernel"] if DEV.type == "cuda" and m2.kernels_available() else [])
     if len(paths) == 1:
-        FAILURES.append("mamba_ssm kernels not importable")
-    parity_random(paths)
+        if DEV.type == "cuda":
+            FAILURES.append("mamba_ssm kernels not importable")
+        else:
+            print("kernel path: CUDA only, skipped on CPU", flush=True)
+    parity_random(paths, a.toy)
     parity_fixture(paths, a.fixtures)
     if not a.skip_speed:
-        speed(paths, a.batch, a.train_batch)
+        speed(paths, a.batch, a.train_batch, a.toy)
     print("FAILED: " + "; ".join(FAILURES) if FAILURES else "all checks passed", flush=True)
     sys.exit(1 if FAILURES else 0)
 

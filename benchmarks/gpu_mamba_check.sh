@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run benchmarks/gpu_mamba_check.py on a fresh GPU box (no network), from the repo root:
+# Run benchmarks/gpu_mamba_check.py (python -m benchmarks.gpu_mamba_check) on a fresh GPU box (no network), from the repo root:
 #     bash benchmarks/gpu_mamba_check.sh [CARRY_DIR] [extra args for gpu_mamba_check.py]
 # CARRY_DIR (default .m2gpu, git-ignored; carry it to the box) may hold:
 #   wheels/*.whl   installed offline with --no-deps: einops (needed by mamba_ssm's kernels), and
@@ -32,4 +32,4 @@ else  # an installed mamba_ssm without its CUDA extension: import it bare from s
   if [ -n "$site" ]; then args+=(--mamba-src "$site"); fi
 fi
 if [ -f "$D/fx/keys.json" ]; then args+=(--fixtures "$D/fx"); fi
-exec "$PY" benchmarks/gpu_mamba_check.py "${args[@]}" "$@"
+exec "$PY" -m benchmarks.gpu_mamba_check "${args[@]}" "$@"

@@ -62,6 +62,11 @@ KERNEL_ENV = "HEAR_GRAM_MAMBA_KERNELS"
 # --------------------------------------------------------------------------------------------
 # Norms
 # --------------------------------------------------------------------------------------------
+def _autograd(*tensors: Optional[torch.Tensor]) -> bool:
+    """True when autograd records ops on any of `tensors` (then no in-place shortcuts)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 class RMSNorm(nn.Module):
     """y = x / sqrt(mean(x^2) + eps) * weight over the last dim, computed in float32 (gram_spec §3.2).
 
@@ -76,6 +81,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float() if x.dtype != torch.float64 else x
+        if not _autograd(x, self.weight):  # inference: one new tensor, updated in place
+            ms = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).square_().div_(xf.shape[-1])
+            return (xf * ms.add_(self.eps).rsqrt_()).mul_(self.weight.to(xf.dtype)).to(x.dtype)
         rstd = torch.rsqrt(xf.square().mean(dim=-1, keepdim=True) + self.eps)
         return (xf * rstd * self.weight.to(xf.dtype)).to(x.dtype)
 
@@ -103,6 +111,14 @@ class RMSNormGated(nn.Module):
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         cdt = torch.float64 if y.dtype == torch.float64 else torch.float32
         yf, zf = y.to(cdt), z.to(cdt)
+        if not self.norm_before_gate and not _autograd(y, z, self.weight):
+            # inference: the same arithmetic in place on one buffer (5 passes, no new tensors)
+            g = F.silu(zf).mul_(yf)
+            shape = g.shape
+            gg = g.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
+            ms = torch.linalg.vector_norm(gg, dim=-1, keepdim=True).square_().div_(self.group_size)
+            gg.mul_(ms.add_(self.eps).rsqrt_())
+            return g.mul_(self.weight.to(cdt)).to(y.dtype)
         if not self.norm_before_gate:
             yf = yf * F.silu(zf)
         shape = yf.shape
@@ -159,7 +175,7 @@ def _ssd_plan(cs: np.ndarray, ngroups: int, chunk_size: int, max_range: float, c
     per head), and a block must fit the fastest head it serves.  So the heads of each B/C group are
     binned by their total decay range R (bin 0: R <= max_range, one block; bin k: R <= 2^k
     max_range) and each bin gets its own blocks: slow heads keep long blocks, fast ones get short,
-    banded ones.
+    banded ones.  The slowest bin of each group comes first.
     """
     b, L, h = cs.shape
     hg = h // ngroups
@@ -173,9 +189,15 @@ def _ssd_plan(cs: np.ndarray, ngroups: int, chunk_size: int, max_range: float, c
     return plan
 
 
+# Rows of one (causal) matmul: a block of queries is multiplied in slices of this many rows, each
+# with only the keys up to its last row (GRAM's 201 tokens: ~0.6 of the full square's work).
+# Chosen by measurement (benchmarks/encoder_speed.py, CPU): 201 -> 67 rows saves ~10 % of the scan.
+ROW_BLOCK = 64
+
+
 def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                 C: torch.Tensor, D: Optional[torch.Tensor] = None,
-                chunk_size: int = 256) -> torch.Tensor:
+                chunk_size: int = 256, row_block: Optional[int] = None) -> torch.Tensor:
     """Selective SSM scan in its quadratic "state-space duality" (SSD) form (gram_spec §3.2 step 4).
 
     x: (b, L, h, p); dt: (b, L, h), already softplus'ed and > 0; A: (h,), negative;
@@ -193,48 +215,79 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     Queries are cut into blocks of at most `chunk_size` whose decay range stays within
     `_EXP_LIMITS` (r = the middle of that range), per set of heads with similar decay
     (`_ssd_plan`); keys whose decay to a block has underflowed for every head of the set are
-    skipped, so strong decay makes the work banded instead of overflowing.  The plan is made on
-    the CPU (one small device-to-host copy per call on CUDA).
+    skipped, so strong decay makes the work banded instead of overflowing.  Each block's matmul
+    runs in slices of `row_block` (default ROW_BLOCK) rows that stop at their last key (causal).
+    The plan is made on the CPU (one small device-to-host copy per call on CUDA).  The slowest
+    head set of a group is computed for all its heads (the others' factors set to 0) and the other
+    sets overwrite their heads, which spares gathering and scattering most of the data.
     Computed in float32 (float64 for float64 input) with autocast disabled.
     """
     out_dtype = x.dtype
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     b, L, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
+    hg = h // g
     assert h % g == 0, (h, g)
     max_range, cut = _EXP_LIMITS[cdt]
+    rows = max(1, row_block or ROW_BLOCK)
     with torch.autocast(device_type=x.device.type, enabled=False):
         x, dt, A, B, C = (t.to(cdt) for t in (x, dt, A, B, C))
+        # without autograd, results are written into one output buffer instead of concatenated
+        direct = not _autograd(x, dt, A, B, C, D)
         cs = torch.cumsum(dt.double() * A.double(), dim=1)  # (b, L, h): one cumulative sum
         plan = _ssd_plan(cs.detach().cpu().numpy(), g, max(1, chunk_size), max_range, cut)
         CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1))  # (b, g, L, L), shared by heads
-        y = None if len(plan) == 1 else x.new_empty(b, L, h, p)
-        for heads, gi, blocks in plan:
-            nh = len(heads)
-            if heads == list(range(heads[0], heads[0] + nh)):  # a run of heads: views, no copies
-                sel = slice(heads[0], heads[0] + nh)
+        y = x.new_empty(b, L, h, p) if direct or g > 1 else None
+        for i, (heads, gi, blocks) in enumerate(plan):
+            first = i == 0 or plan[i - 1][1] != gi  # the group's slowest set: all of its heads
+            others = None  # heads of later sets, whose factors are set to 0 (exp(-inf)) here
+            if first:
+                sel = slice(gi * hg, (gi + 1) * hg)
                 xs, css, dts = x[:, :, sel], cs[:, :, sel], dt[:, :, sel]
+                if len(heads) < hg:
+                    others = torch.ones(hg, dtype=torch.bool)
+                    others[[j - gi * hg for j in heads]] = False
+                    others = others.to(x.device)
             else:
                 sel = torch.tensor(heads, device=x.device)
                 xs, css, dts = x.index_select(2, sel), cs.index_select(2, sel), dt.index_select(2, sel)
-            ys = []
+            nh = xs.shape[2]
+            pieces = []
             for s, e, k0 in blocks:
                 ref = 0.5 * (css[:, s] + css[:, e - 1]).unsqueeze(1)  # (b, 1, nh)
-                q = torch.exp(css[:, s:e] - ref).to(cdt)  # (b, Lq, nh)
+                lq = css[:, s:e] - ref
                 lk = ref - css[:, k0:e]  # (b, Lk, nh), <= max_range / 2
-                k = (torch.exp(lk.masked_fill(lk < -cut, float("-inf"))) * dts[:, k0:e]).to(cdt)
+                lk = lk.masked_fill(lk < -cut, float("-inf"))
+                if others is not None:
+                    lq, lk = lq.masked_fill(others, float("-inf")), lk.masked_fill(others, float("-inf"))
+                q = torch.exp(lq).to(cdt)  # (b, Lq, nh)
+                k = (torch.exp(lk) * dts[:, k0:e]).to(cdt)
                 V = (k.unsqueeze(-1) * xs[:, k0:e]).view(b, e - k0, nh * p)  # contiguous
-                yb = torch.matmul(CB[:, gi, s:e, k0:e].tril(s - k0), V)  # (b, Lq, nh*p)
-                ys.append(yb.view(b, e - s, nh, p) * q.unsqueeze(-1))
-            ys = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)  # (b, L, nh, p)
+                for r0 in range(s, e, rows):
+                    r1 = min(e, r0 + rows)
+                    yb = torch.matmul(CB[:, gi, r0:r1, k0:r1].tril(r0 - k0), V[:, :r1 - k0])
+                    yb = yb.view(b, r1 - r0, nh, p)
+                    qb = q[:, r0 - s:r1 - s].unsqueeze(-1)
+                    if not direct:
+                        pieces.append(yb * qb)
+                    elif first:
+                        torch.mul(yb, qb, out=y[:, r0:r1, sel])
+                    else:
+                        y[:, r0:r1].index_copy_(2, sel, yb * qb)
+            if direct:
+                continue
+            ys = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)  # (b, L, nh, p)
             if y is None:
                 y = ys
-            elif isinstance(sel, slice):
+            elif first:
                 y[:, :, sel] = ys
             else:
                 y.index_copy_(2, sel, ys)
         if D is not None:
-            y = y + D.to(cdt).view(h, 1) * x
+            if direct:
+                y.addcmul_(x, D.to(cdt).view(h, 1))
+            else:
+                y = y + D.to(cdt).view(h, 1) * x
     return y.to(out_dtype)
 
 
@@ -377,13 +430,12 @@ class Mamba2Mixer(nn.Module):
         Computed in float32 at least (as causal_conv1d); output dtype = input dtype.
         """
         L, K = xBC.shape[1], self.d_conv
-        w = self.conv1d.weight[:, 0]  # (conv_dim, K); tap K-1 multiplies the current step
-        y = torch.addcmul(self.conv1d.bias, xBC, w[:, K - 1])
+        w = self.conv1d.weight[:, 0].t().contiguous()  # (K, conv_dim): contiguous taps (2x faster)
+        y = torch.addcmul(self.conv1d.bias, xBC, w[K - 1])  # tap K-1 multiplies the current step
         for k in range(max(0, K - 1 - (L - 1)), K - 1):  # taps reaching back K-1-k steps
             shift = K - 1 - k
-            y[:, shift:].addcmul_(xBC[:, :-shift], w[:, k])
-        grad = torch.is_grad_enabled() and y.requires_grad
-        return F.silu(y, inplace=not grad).to(xBC.dtype)
+            y[:, shift:].addcmul_(xBC[:, :-shift], w[k])
+        return F.silu(y, inplace=not _autograd(y)).to(xBC.dtype)
 
     def _ssm_inputs(self, u: torch.Tensor):
         """Steps 1-3 and the dt/A preparation of step 4."""
