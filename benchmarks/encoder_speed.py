@@ -181,7 +181,9 @@ def profile(a, rows, device):
     else:
         print("profile: no GRAM-M row")
         return
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    acts = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        acts.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=acts) as prof:
         run()
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"

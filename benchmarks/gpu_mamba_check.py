@@ -19,7 +19,8 @@ Speed (printed, not asserted), random weights, chunks of 2 s binaural log-mel, f
   table      benchmarks/encoder_speed.py's table on this device: s/chunk of GRAM-T patch and GRAM-M
              patch (pure, and kernel when it imports), float32 and bf16 autocast, `--batch` chunks
              per pass, alternating rounds, median, and GRAM-M relative to GRAM-T (issue 18);
-  training   forward + masked-MSE + backward + AdamW step on `--train-batch` chunks (80 % masked), bf16.
+  training   forward + masked-MSE + backward + AdamW step on `--train-batch` chunks (80 % masked), bf16
+             autocast (float32 on CPU).
 hear_gram's default is the pure path (hear_gram/mamba2.py docstring); these numbers are what justify it.
 `--toy` (for a dry run, e.g. `--device cpu --toy`): check 1 on a 2-layer encoder of width 64, the
 table with 2-layer encoders, batch 2, one round, and a training step of batch 4; on CPU the kernel
@@ -195,21 +196,22 @@ def speed(paths, batch, train_batch, toy):
     mask = torch.zeros(train_batch, n, dtype=torch.bool, device=DEV)
     mask.scatter_(1, torch.rand(train_batch, n, device=DEV).argsort(1)[:, :k], True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
-    print(f"training step, gram_m_patch{' (2 layers)' if toy else ''}, bf16 autocast, batch {train_batch}")
-    print("| path | train step bf16 chunks/s | train ms |")
+    tdt = "bf16" if DEV.type == "cuda" else "fp32"  # (bf16 matmuls are emulated, slow, on most CPUs)
+    print(f"training step, gram_m_patch{' (2 layers)' if toy else ''}, {tdt}, batch {train_batch}")
+    print(f"| path | train step {tdt} chunks/s | train ms |")
     print("|---|---|---|")
     for p in paths:
         set_kernels(model, p == "kernel")
         model.train()
 
         def step():
-            with autocast("bf16"):
+            with autocast(tdt):
                 loss = model(logmel[:train_batch], mask)[0]
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
         t = timed(step, warmup=1 if toy else 2, reps=1 if toy else 3)
-        print(f"| {p} | {train_batch / t:.0f} | {t * 1e3:.0f} |", flush=True)
+        print(f"| {p} | {train_batch / t:.1f} | {t * 1e3:.0f} |", flush=True)
 
 
 def main():

@@ -11,24 +11,28 @@ as `backbone.`, see checkpoint.RENAMES):
 `layers.{i}.norm.weight`, `layers.{i}.mixer.{in_proj.weight, conv1d.weight, conv1d.bias, dt_bias,
 A_log, D, norm.weight, out_proj.weight}`, `norm_f.weight`.
 
-Scan. The selective state-space recurrence (spec §3.2 step 4) is evaluated in its chunked
-"state-space duality" (SSD) form: inside a chunk of Q tokens it is one masked (Q x Q) matrix
-product per head, like causal attention; chunks are linked by passing the (headdim x d_state)
-state.  GRAM-M sequences have at most 201 tokens, so with the official chunk size 256 the whole
-sequence is one chunk and there is no loop at all.  `ssd_ref` is the plain sequential recurrence
-(a Python loop over time) kept beside it for tests, as mamba_ssm keeps `*_ref` twins of its kernels.
+Scan. The selective state-space recurrence (spec §3.2 step 4) is evaluated in its quadratic
+"state-space duality" (SSD) form, like causal attention (`ssd_chunked`).  At GRAM's lengths (<= 201
+tokens) and state size (128) that form costs fewer FLOPs than passing states between chunks, and
+its decay factorises into per-token factors taken from one cumulative sum, so all heads share one
+(L x L) matrix C B^T and one matmul: no per-head L x L decay matrices (the element-wise work that
+made the first version 2.6x slower than GRAM-T on CPU, issue 18).  `ssd_ref` is the plain
+sequential recurrence (a Python loop over time) kept beside it as the oracle for tests, as
+mamba_ssm keeps `*_ref` twins of its kernels.  Without autograd, the norms, the conv and the scan
+work in place on few buffers (inference); with autograd the same arithmetic runs out of place.
 
 Kernels.  On CUDA, when `mamba_ssm` is importable, the mixer can instead call mamba_ssm's kernels
 with the same parameters: the fused `mamba_split_conv1d_scan_combined` (what the official model
 runs; it needs causal_conv1d's CUDA extension), else the Triton scan `mamba_chunk_scan_combined`
 between torch conv/norm/projections.  They are opt-in: `use_kernels=True`, or `use_kernels=None`
 (the default) with the environment variable `HEAR_GRAM_MAMBA_KERNELS=1`; otherwise the pure path
-runs.  At GRAM's lengths (<= 201 tokens, one SSD chunk) the pure path was the faster one on an H100
-(24-layer forward of (8, 201, 768): 22 vs 33 ms fp32, 28 vs 38 ms bf16 autocast; bf16 training
-step of (512, 41, 768): 265 vs 328 ms, Triton scan route) and the more exact one (fp32 rel err
-1e-7 vs 3e-5); benchmarks/gpu_mamba_check.py re-measures both.  The choice is made once per
-mixer; the kernel is only used for CUDA inputs (CPU inputs always take the pure path).  mamba_ssm
-is imported lazily, so this file imports on machines without Triton or CUDA.
+runs.  At GRAM's lengths (<= 201 tokens) the pure path, in its previous per-head form, was
+already the faster one on an H100 (24-layer forward of (8, 201, 768): 22 vs 33 ms fp32, 28 vs
+38 ms bf16 autocast; bf16 training step of (512, 41, 768): 265 vs 328 ms, Triton scan route) and
+the more exact one (fp32 rel err 1e-7 vs 3e-5); benchmarks/gpu_mamba_check.py re-measures both
+(not yet run on this version).  The choice is made once per mixer; the kernel is only used for
+CUDA inputs (CPU inputs always take the pure path).  mamba_ssm is imported lazily, so this file
+imports on machines without Triton or CUDA.
 
 Dtypes.  Parameters may be float32/float64/bfloat16; autocast is supported.  The scan, softplus,
 both RMSNorms and the residual stream run in float32 (float64 for float64 inputs), as in
@@ -190,8 +194,9 @@ def _ssd_plan(cs: np.ndarray, ngroups: int, chunk_size: int, max_range: float, c
 
 
 # Rows of one (causal) matmul: a block of queries is multiplied in slices of this many rows, each
-# with only the keys up to its last row (GRAM's 201 tokens: ~0.6 of the full square's work).
-# Chosen by measurement (benchmarks/encoder_speed.py, CPU): 201 -> 67 rows saves ~10 % of the scan.
+# with only the keys up to its last row (GRAM's 201 tokens: ~0.65 of the full square's work).
+# Measured on CPU (1 thread, the scan inputs of 4 layers of GRAM-M at its initialisation, 8 chunks):
+# 52 ms per layer with 201-row products, 41 ms with 101, 67, 50 or 34 rows (flat in between).
 ROW_BLOCK = 64
 
 

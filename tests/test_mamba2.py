@@ -86,12 +86,15 @@ def test_ssd_chunked_gradients_match_ref_float64(monkeypatch):
     monkeypatch.setitem(m2._EXP_LIMITS, torch.float64, (6.0, 40.0))
     args = [a.clone().requires_grad_(True) for a in _mixed_decay_inputs(L=23)]
     w = torch.randn(2, 23, 4, 4, dtype=torch.float64)
-    grads = []
+    grads, outs = [], []
     for fn in (m2.ssd_ref, lambda *a: m2.ssd_chunked(*a, chunk_size=5)):
-        (fn(*args) * w).sum().backward()
+        out = fn(*args)  # (ssd_chunked: the autograd branch, out of place)
+        (out * w).sum().backward()
+        outs.append(out.detach())
         grads.append([a.grad.clone() for a in args])
         for a in args:
             a.grad = None
+    assert (outs[0] - outs[1]).abs().max().item() <= 1e-10 * max(1.0, outs[0].abs().max().item())
     for name, ga, gb in zip("x dt A B C D".split(), *grads):
         assert (ga - gb).abs().max().item() <= 1e-9 * max(1.0, gb.abs().max().item()), name
 
@@ -150,6 +153,19 @@ def test_mixer_chunked_equals_ref_float64():
     with torch.no_grad():
         c = mixer(u)
     assert (c - b).abs().max().item() <= 1e-10
+
+
+def test_mixer_inference_and_autograd_branches_agree():
+    """Without autograd the norms, conv and scan work in place; with it, out of place: same values."""
+    enc = _small_encoder(seed=2).double()
+    mixer = enc.layers[0].mixer
+    mixer.chunk_size = 9
+    u = torch.randn(2, 31, 64, dtype=torch.float64)
+    with torch.no_grad():
+        a = enc.layers[0](u)
+    b = enc.layers[0](u)  # parameters require grad: the autograd branch
+    assert b.requires_grad
+    assert (a - b.detach()).abs().max().item() <= 1e-12
 
 
 def test_mixer_float32_tight_vs_float64():
