@@ -223,8 +223,8 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
     skipped, so strong decay makes the work banded instead of overflowing.  Each block's matmul
     runs in slices of `row_block` (default ROW_BLOCK) rows that stop at their last key (causal).
     The plan is made on the CPU (one small device-to-host copy per call on CUDA).  The slowest
-    head set of a group is computed for all its heads (the others' factors set to 0) and the other
-    sets overwrite their heads, which spares gathering and scattering most of the data.
+    head set of a group is computed for all its heads (the others without decay, a finite stand-in)
+    and the other sets overwrite their heads, which spares gathering and scattering most of the data.
     Computed in float32 (float64 for float64 input) with autocast disabled.
     """
     out_dtype = x.dtype
@@ -241,18 +241,17 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
         direct = not _autograd(x, dt, A, B, C, D)
         cs = torch.cumsum(dt.double() * A.double(), dim=1)  # (b, L, h): one cumulative sum
         plan = _ssd_plan(cs.detach().cpu().numpy(), g, max(1, chunk_size), max_range, cut)
-        CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1))  # (b, g, L, L), shared by heads
+        CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1)).tril()  # (b, g, L, L), causal
         y = x.new_empty(b, L, h, p) if direct or g > 1 else None
         for i, (heads, gi, blocks) in enumerate(plan):
             first = i == 0 or plan[i - 1][1] != gi  # the group's slowest set: all of its heads
-            others = None  # heads of later sets, whose factors are set to 0 (exp(-inf)) here
             if first:
                 sel = slice(gi * hg, (gi + 1) * hg)
                 xs, css, dts = x[:, :, sel], cs[:, :, sel], dt[:, :, sel]
-                if len(heads) < hg:
-                    others = torch.ones(hg, dtype=torch.bool)
+                if len(heads) < hg:  # heads of later sets: computed with no decay (finite), then
+                    others = torch.ones(hg, dtype=torch.bool)  # overwritten by their own set
                     others[[j - gi * hg for j in heads]] = False
-                    others = others.to(x.device)
+                    css = css.masked_fill(others.to(x.device), 0.0)
             else:
                 sel = torch.tensor(heads, device=x.device)
                 xs, css, dts = x.index_select(2, sel), cs.index_select(2, sel), dt.index_select(2, sel)
@@ -263,14 +262,12 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
                 lq = css[:, s:e] - ref
                 lk = ref - css[:, k0:e]  # (b, Lk, nh), <= max_range / 2
                 lk = lk.masked_fill(lk < -cut, float("-inf"))
-                if others is not None:
-                    lq, lk = lq.masked_fill(others, float("-inf")), lk.masked_fill(others, float("-inf"))
                 q = torch.exp(lq).to(cdt)  # (b, Lq, nh)
                 k = (torch.exp(lk) * dts[:, k0:e]).to(cdt)
                 V = (k.unsqueeze(-1) * xs[:, k0:e]).view(b, e - k0, nh * p)  # contiguous
                 for r0 in range(s, e, rows):
                     r1 = min(e, r0 + rows)
-                    yb = torch.matmul(CB[:, gi, r0:r1, k0:r1].tril(r0 - k0), V[:, :r1 - k0])
+                    yb = torch.matmul(CB[:, gi, r0:r1, k0:r1], V[:, :r1 - k0])
                     yb = yb.view(b, r1 - r0, nh, p)
                     qb = q[:, r0 - s:r1 - s].unsqueeze(-1)
                     if not direct:
