@@ -9,10 +9,11 @@ mismatch for inference.
 """
 
 import collections
+import math
 import os
 
 from . import checkpoint, hub
-from .model import VARIANTS
+from .model import VARIANTS, variant_for
 
 _DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64"}
 
@@ -82,10 +83,7 @@ def check(spec: str, revision: str = None) -> tuple:
         checkpoint.check_dtypes(where, {k: dtypes[k] for k in list(layout.encoder_keys) + list(layout.mel_copies)})
     except checkpoint.CheckpointError as e:
         return lines + [f"FAIL: {e}"], False
-    n = {k: 1 for k in shapes}
-    for k, s in shapes.items():
-        for d in s:
-            n[k] *= d
+    n = {k: math.prod(s) for k, s in shapes.items()}
     enc = sum(n[k] for k in layout.encoder_keys) + sum(n[k] for k in layout.mel_copies)
     head = sum(n[k] for k in layout.head_keys)
     lines.append(f"parameters (with buffers): {sum(n.values()):,} (encoder and front end {enc:,}; "
@@ -95,8 +93,7 @@ def check(spec: str, revision: str = None) -> tuple:
         cfg, source = checkpoint.resolve_config(shapes, meta, config_json, base=base)
     except (checkpoint.CheckpointError, ValueError) as e:
         return lines + [f"FAIL: {e}"], False
-    match = [name for name, v in VARIANTS.items() if (v.config.encoder, v.config.patch) == (cfg.encoder, cfg.patch)]
-    variant = match[0] if match else None
+    variant = variant_for(cfg)
     lines.append(f"variant: {variant or 'none'} ({cfg.patch[0]}x{cfg.patch[1]} patches, {cfg.in_channels} channel(s), "
                  f"dim {cfg.dim}, depth {cfg.depth}; from {source})")
     ours = {layout.keys[k]: s for k, s in shapes.items() if k in layout.keys}

@@ -164,6 +164,11 @@ VARIANTS = {
 }
 
 
+def variant_for(c: GramConfig):
+    """The name of the variant whose module loads this architecture (same encoder kind and patch shape), or None."""
+    return next((name for name, v in VARIANTS.items() if (v.config.encoder, v.config.patch) == (c.encoder, c.patch)),
+                None)
+
 def front_end(c: GramConfig) -> LogMel:
     """The config's log-mel front end (gram_spec §1.1).  Its tables are computed, never learned: built on
     the CPU even inside a `torch.device("meta")` context (checkpoint.py builds encoders there)."""

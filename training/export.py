@@ -4,8 +4,9 @@
     python -m training.export runs/gram_t exports/gram_t --push-to-hub me/gram-t-mine [--private]
     # then: hear_gram.gram_t_patch.load_model("exports/gram_t")  or  load_model("me/gram-t-mine")
 
-The weights are the training model's own state dict (official GRAM key names, `bare` layout of
-hear_gram/checkpoint.py, written by `hear_gram.checkpoint.save_model`), so they load strictly.  `config.json`
+The weights are the whole training model (encoder and pretraining head) under the official GRAM key names,
+no wrapper prefix (`PretrainModel.official_state_dict`, written by `hear_gram.checkpoint.save_model`), so they
+load strictly; inference reads only the encoder's tensors.  `config.json`
 carries the architecture, patching and front-end settings, including the log-mel offset the weights were
 trained with (`log_eps`, 1e-5 in the training presets, gram_spec §9.1), which the runtime then uses.  The
 export is verified by loading it back through `hear_gram.runtime.load_runtime` and comparing embeddings.
@@ -23,7 +24,7 @@ import torch
 
 from hear_gram.checkpoint import save_model
 from training import model_card
-from hear_gram.model import VARIANTS, GramConfig
+from hear_gram.model import GramConfig, variant_for
 from hear_gram.runtime import GramRuntime, load_runtime
 from hear_gram.outputs import OutputError
 from training.pretrain_model import PretrainModel
@@ -34,9 +35,9 @@ EXPORTED = ("model.safetensors", "config.json")
 
 def variant_of(cfg: GramConfig) -> str:
     """The hear_gram variant module that loads this architecture (encoder kind and patch shape)."""
-    for name, v in VARIANTS.items():
-        if (v.config.encoder, v.config.patch) == (cfg.encoder, cfg.patch):
-            return name
+    name = variant_for(cfg)
+    if name is not None:
+        return name
     raise ValueError(f"no hear_gram variant has encoder={cfg.encoder!r} and patch={cfg.patch}")
 
 
@@ -99,11 +100,12 @@ def export(path: str, out_dir: str, verify: bool = True, overwrite: bool = False
     An existing export in out_dir is replaced only with `overwrite` (checked before the checkpoint is read)."""
     check_export_dir(path, out_dir, overwrite)
     model, ckpt = load_training_model(path)
-    save_model(model, out_dir, extra_config={"variant": variant_of(model.config), "training": training_summary(ckpt)})
+    variant = variant_of(model.config)
+    save_model(model, out_dir, extra_config={"variant": variant, "training": training_summary(ckpt)})
     if not os.path.exists(os.path.join(out_dir, "README.md")):  # keep a card that already has results
         model_card.write(out_dir)
     err = round_trip_error(model, out_dir) if verify else None
-    return {"folder": out_dir, "variant": variant_of(model.config), "step": ckpt["step"], "max_abs_err": err}
+    return {"folder": out_dir, "variant": variant, "step": ckpt["step"], "max_abs_err": err}
 
 
 def push_to_hub(folder: str, repo_id: str, private: bool = False, revision: str = None) -> str:
