@@ -115,6 +115,13 @@ def _wav_shortfall(path: str) -> tuple:
             f.seek(n + (n & 1), 1)  # chunks are padded to even sizes
 
 
+def check_wav_length(path: str) -> None:
+    """ValueError when a wav file holds fewer data bytes than its header declares."""
+    short = _wav_shortfall(path)
+    if short and short[1] < short[0]:
+        raise ValueError(f"truncated wav: its header declares {short[0]} data bytes, the file holds {short[1]}")
+
+
 def read_audio(path: str, sample_rate: int = 32000) -> torch.Tensor:
     """File -> (channels, samples) float32 at `sample_rate`; errors say what is wrong with the file."""
     try:
@@ -127,9 +134,7 @@ def read_audio(path: str, sample_rate: int = 32000) -> torch.Tensor:
         raise ValueError(f"cannot read audio ({type(e).__name__}: {e})") from None
     if data.shape[0] == 0:
         raise ValueError("the file holds no samples")
-    short = _wav_shortfall(path)
-    if short and short[1] < short[0]:
-        raise ValueError(f"truncated wav: its header declares {short[0]} data bytes, the file holds {short[1]}")
+    check_wav_length(path)
     if data.shape[1] > 2:
         raise ValueError(f"{data.shape[1]} channels: GRAM takes mono or binaural (2-channel) audio")
     if not np.isfinite(data).all():
@@ -201,9 +206,7 @@ def audio_blocks(path: str, sample_rate: int = 32000, block_seconds: float = 16.
         raise ValueError("the file holds no samples")
     if info.channels > 2:
         raise ValueError(f"{info.channels} channels: GRAM takes mono or binaural (2-channel) audio")
-    short = _wav_shortfall(path)
-    if short and short[1] < short[0]:
-        raise ValueError(f"truncated wav: its header declares {short[0]} data bytes, the file holds {short[1]}")
+    check_wav_length(path)
     n_out = info.frames if info.samplerate == sample_rate else math.ceil(info.frames * sample_rate / info.samplerate)
 
     def blocks():
