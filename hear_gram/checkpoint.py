@@ -309,14 +309,13 @@ def read_header(path: str) -> tuple:
         raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from e
 
 
-def read_safetensors(path: str, keys=None) -> tuple:
-    """-> (state dict, metadata dict), only `keys` when given.  Clear errors for missing, pickled or
-    corrupt files."""
+def read_safetensors(path: str) -> tuple:
+    """-> (state dict, metadata dict).  Clear errors for missing, pickled or corrupt files."""
     path = _check_path(path)
     try:
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
-            return {k: f.get_tensor(k) for k in (f.keys() if keys is None else keys)}, meta
+            return {k: f.get_tensor(k) for k in f.keys()}, meta
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt or unreadable safetensors file ({e})") from e
 
