@@ -349,12 +349,10 @@ def checkpoint_to_resume(cfg: dict, path: str):
     return ckpt
 
 
-def build_model(cfg: dict, device: torch.device):
-    """(GramConfig, model): identical initialisation on every rank (seeded)."""
-    mcfg = model_config(cfg)
-    torch.manual_seed(cfg["seed"])
-    model = PretrainModel(mcfg).to(device)
-    return mcfg, model
+def build_model(mcfg: GramConfig, seed: int, device: torch.device) -> PretrainModel:
+    """The model, identically initialised on every rank (seeded)."""
+    torch.manual_seed(seed)
+    return PretrainModel(mcfg).to(device)
 
 
 def build_optimizer(cfg: dict, model: torch.nn.Module, device: torch.device):
@@ -464,7 +462,7 @@ class RunLog:
 def train(cfg: dict) -> dict:
     """Run (or resume) one training job; returns {"step", "losses" (this invocation), "out_dir"}."""
     # -- setup: every setting and out_dir checked first, then device and process group, the checkpoint to resume
-    check_config(cfg)
+    mcfg = check_config(cfg)
     replace = check_out_dir(cfg)
     where = place(cfg)
     device, ckpt_path = where.device, os.path.join(cfg["out_dir"], CKPT_NAME)
@@ -472,7 +470,7 @@ def train(cfg: dict) -> dict:
     try:
         ckpt = checkpoint_to_resume(cfg, ckpt_path)
         # -- model and data
-        mcfg, raw_model = build_model(cfg, device)
+        raw_model = build_model(mcfg, cfg["seed"], device)
         stream = CropStream(SceneConfig.preset(cfg["scene_preset"], cfg["scene"]), mcfg, cfg["clips"],
                             cfg["crops_per_clip"], cfg["input_frames"], seed=cfg["seed"], rank=where.rank,
                             device=device, workers=cfg["data_workers"], backend=cfg["scene_backend"])
