@@ -1,6 +1,6 @@
 """training/train.py, data.py, export.py: loss falls, exact resume, NaN stop, 2-process gloo DDP, export round trip.
 
-All runs use the `ci` preset (a 64-wide GRAM-T on 2 clips x 4 crops of the smoke scene corpus): seconds each.
+All runs use the `tiny` preset (a 64-wide GRAM-T on 2 clips x 4 crops of the smoke scene corpus): seconds each.
 """
 
 import json
@@ -52,22 +52,24 @@ def test_resume_reproduces_uninterrupted_run(ci_run, tmp_path):
     torch.testing.assert_close(torch.tensor(first + second), torch.tensor(full), rtol=0, atol=1e-6)
 
 
-def test_scene_workers_resume_exactly(tmp_path):
-    """Background scene synthesis (data_workers=2): deterministic, and resumable mid-stream."""
-    args = ["--max_steps=4", "--ckpt_every=2", "--data_workers=2"]
+def _resumes_exactly(tmp_path, *extra) -> list:
+    """4 steps straight vs 2 steps, stop, --resume for 2 more: the same losses; -> the straight run's."""
+    args = ["--max_steps=4", "--ckpt_every=2", *extra]
     full = train(ci(tmp_path / "full", *args))["losses"]
     first = train(ci(tmp_path / "half", *args, "--stop_at_step=2"))["losses"]
     second = train(resolve_config([f"--out_dir={tmp_path / 'half'}", "--resume"]))["losses"]
     assert len(full) == 4 and first + second == full
+    return full
+
+
+def test_scene_workers_resume_exactly(tmp_path):
+    """Background scene synthesis (data_workers=2): deterministic, and resumable mid-stream."""
+    _resumes_exactly(tmp_path, "--data_workers=2")
 
 
 def test_device_scene_path_resumes_exactly(tmp_path):
     """scene_backend=torch (scene material on the training device; here CPU tensors, the code a GPU runs)."""
-    args = ["--max_steps=4", "--ckpt_every=2", "--scene_backend=torch"]
-    full = train(ci(tmp_path / "full", *args))["losses"]
-    first = train(ci(tmp_path / "half", *args, "--stop_at_step=2"))["losses"]
-    second = train(resolve_config([f"--out_dir={tmp_path / 'half'}", "--resume"]))["losses"]
-    assert len(full) == 4 and first + second == full
+    full = _resumes_exactly(tmp_path, "--scene_backend=torch")
     cpu = train(ci(tmp_path / "numpy", "--max_steps=4", "--stop_at_step=2", "--scene_backend=auto"))["losses"]
     assert cpu != full[:2]  # a different scene stream: the backend really changed (auto is numpy on a CPU)
     # a checkpoint whose scenes came from the other backend (auto on a GPU) is not resumed with this one
