@@ -83,6 +83,13 @@ def _babble_noise(n: int, rng: np.random.Generator, talkers: int) -> Pending:
     return Pending(np.stack(z), 1.0, syllable_envelope(np.asarray(on), n).astype(np.float32))
 
 
+def syllable_taps(block: int) -> np.ndarray:
+    """(3, block) float64 polyphase taps of syllable_envelope: box(block) ⊛ hann(2 block) / block, zero-padded
+    to 3 block samples and split into its three block-long phases (shared by the torch renderer)."""
+    g = np.convolve(np.ones(block), np.hanning(2 * block) / block)  # (3 * block - 1,)
+    return np.pad(g, (0, 1)).reshape(3, block)
+
+
 def syllable_envelope(on: np.ndarray, n: int, block: int = 800) -> np.ndarray:
     """np.convolve(np.repeat(on, block)[:n], np.hanning(2 * block) / block, mode="same") for rows of block
     flags (talkers, blocks), without the 1600-tap direct convolution (the old per-talker cost).
@@ -90,14 +97,13 @@ def syllable_envelope(on: np.ndarray, n: int, block: int = 800) -> np.ndarray:
     The input is constant over blocks, so the output is polyphase: with g = box(block) ⊛ window,
     full[k * block + r] = sum_j on[k - j] * g[j * block + r], three taps per sample. Inputs whose length is
     not a whole number of blocks take the overlap-add route."""
-    w = np.hanning(2 * block) / block
     if n % block:
         from scipy.signal import oaconvolve
+        w = np.hanning(2 * block) / block
         return oaconvolve(np.repeat(on, block, axis=-1)[:, :n].astype(np.float64), w[None], mode="same", axes=1)
     nb = n // block
     v = on[:, :nb].astype(np.float64)
-    g = np.convolve(np.ones(block), w)  # (3 * block - 1,)
-    g = np.pad(g, (0, 1)).reshape(3, block)
+    g = syllable_taps(block)
     full = np.zeros((len(on), nb + 2, block))  # full convolution, length n + 2 * block (last sample unused)
     for j in range(3):
         full[:, j: j + nb] += v[:, :, None] * g[j]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .mixing import fft_convolve_torch, mix_torch
-from .noise import FADE_S, spectral_weights
+from .noise import FADE_S, spectral_weights, syllable_taps
 
 EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "babble": 1.0}  # babble without speech: pink talkers
 SYLLABLE = 800  # samples per on/off syllable flag of speech-less babble (25 ms)
@@ -247,9 +247,7 @@ def syllable_envelope(on: torch.Tensor, n: int, block: int = SYLLABLE) -> torch.
     (three taps per sample); flag rows of all ones give a constant envelope of 1 inside the clip."""
     nb = -(-n // block)
     v = on[:, :nb].to(torch.float32)
-    w = torch.hann_window(2 * block, periodic=False, dtype=torch.float64) / block
-    g = torch.nn.functional.pad(torch.from_numpy(np.convolve(np.ones(block), w.numpy())), (0, 1))
-    g = g.reshape(3, block).to(on.device, torch.float32)
+    g = torch.from_numpy(syllable_taps(block)).to(on.device, torch.float32)
     full = torch.zeros((len(on), nb + 2, block), device=on.device)
     for j in range(3):
         full[:, j: j + nb] += v[:, :, None] * g[j]
