@@ -58,6 +58,42 @@ def test_inference_loads_only_the_encoder(official_files):
     assert not any("decoder" in k or k == "mask_token" for k in rt.model.state_dict())
 
 
+def test_loading_reads_only_the_encoders_tensors(tmp_path, monkeypatch):
+    """A file with the whole pretraining model: the head is checked from the header, its tensors never read."""
+    from hear_gram import checkpoint
+    from training.pretrain_model import PretrainModel
+
+    torch.manual_seed(0)
+    model = PretrainModel(tiny_config())
+    save_model(model, str(tmp_path))
+    read, real = [], checkpoint.safe_open
+
+    class Recording:  # safe_open, noting every tensor read
+        def __init__(self, *args, **kwargs):
+            self.f = real(*args, **kwargs)
+
+        def __enter__(self):
+            self.f.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def get_tensor(self, key):
+            read.append(key)
+            return self.f.get_tensor(key)
+
+    monkeypatch.setattr(checkpoint, "safe_open", Recording)
+    rt = gtp.load_model(str(tmp_path))
+    assert sorted(read) == sorted(to_official(model.encoder.state_dict(), "transformer"))
+    assert not set(read) & set(to_official(dict.fromkeys(head_shapes(model.config)), "transformer"))
+    for k, v in model.encoder.state_dict().items():
+        assert torch.equal(rt.model.state_dict()[k], v), k
+
+
 def test_missing_unexpected_and_wrong_shape_keys_are_named():
     sd = {k[len("model."):]: v for k, v in official_state_dict("gramt_time").items() if k.startswith("model.")}
     cfg = VARIANTS["gram_t_time"].config
