@@ -136,12 +136,12 @@ def main():
         for v in a.variants:
             cfg = config(v, a.toy)
             torch.manual_seed(0)
-            model = GramEncoder(cfg)
-            if not a.toy:  # the rule weights, shared with the official runtime
+            if a.toy:
+                model = GramEncoder(cfg)
+            else:  # the rule weights, shared with the official runtime
                 from hear_gram import checkpoint
 
-                sd, _ = checkpoint.read_safetensors(fixture_weights(v, tmp))
-                checkpoint.load_into(model, sd)
+                model = checkpoint.load_encoder_file(fixture_weights(v, tmp), cfg)
             for prec in ("fp32", "bf16"):
                 mc = best.get((v, prec), (0, 64))[1]
                 rt = GramRuntime(model.to(dev), v, max_chunks=mc, precision=prec)
