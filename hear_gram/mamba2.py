@@ -193,6 +193,23 @@ def _ssd_plan(cs: np.ndarray, ngroups: int, chunk_size: int, max_range: float, c
     return plan
 
 
+def _block_factors(cs, dt, s: int, e: int, k0: int, cut: float, cdt: torch.dtype):
+    """Decay factors of one block of `ssd_chunked`, from float64 cumulative log-decays cs (b, L, nh):
+    q (b, e-s, nh) = exp(cs_i - r) and k (b, e-k0, nh) = exp(r - cs_j) dt_j, r the middle of the
+    block's range, keys below e^-cut set to 0; returned as `cdt` tensors.  cs and dt are NumPy
+    arrays (inference on CPU: cheap single-threaded work on small arrays) or tensors (autograd, CUDA).
+    """
+    ref = 0.5 * (cs[:, s:s + 1] + cs[:, e - 1:e])  # (b, 1, nh)
+    lq, lk = cs[:, s:e] - ref, ref - cs[:, k0:e]  # lk <= max_range / 2
+    if isinstance(cs, np.ndarray):
+        lk[lk < -cut] = -np.inf
+        npt = np.float64 if cdt == torch.float64 else np.float32
+        return (torch.from_numpy(np.ascontiguousarray(np.exp(lq), dtype=npt)),
+                torch.from_numpy(np.ascontiguousarray(np.exp(lk) * dt[:, k0:e], dtype=npt)))
+    lk = lk.masked_fill(lk < -cut, float("-inf"))
+    return torch.exp(lq).to(cdt), (torch.exp(lk) * dt[:, k0:e]).to(cdt)
+
+
 # Rows of one (causal) matmul: a block of queries is multiplied in slices of this many rows, each
 # with only the keys up to its last row (GRAM's 201 tokens: ~0.65 of the full square's work).
 # Measured on CPU (1 thread, the scan inputs of 4 layers of GRAM-M at its initialisation, 8 chunks):
@@ -240,7 +257,10 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
         # without autograd, results are written into one output buffer instead of concatenated
         direct = not _autograd(x, dt, A, B, C, D)
         cs = torch.cumsum(dt.double() * A.double(), dim=1)  # (b, L, h): one cumulative sum
-        plan = _ssd_plan(cs.detach().cpu().numpy(), g, max(1, chunk_size), max_range, cut)
+        cs_host = cs.detach().cpu().numpy()
+        plan = _ssd_plan(cs_host, g, max(1, chunk_size), max_range, cut)
+        if direct and x.device.type == "cpu":  # factors in NumPy: no small multi-threaded torch ops
+            cs, dt = cs_host, dt.numpy()
         CB = torch.matmul(C.transpose(1, 2), B.permute(0, 2, 3, 1)).tril()  # (b, g, L, L), causal
         y = x.new_empty(b, L, h, p) if direct or g > 1 else None
         for i, (heads, gi, blocks) in enumerate(plan):
@@ -249,21 +269,23 @@ def ssd_chunked(x: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, B: torch.Ten
                 sel = slice(gi * hg, (gi + 1) * hg)
                 xs, css, dts = x[:, :, sel], cs[:, :, sel], dt[:, :, sel]
                 if len(heads) < hg:  # heads of later sets: computed with no decay (finite), then
-                    others = torch.ones(hg, dtype=torch.bool)  # overwritten by their own set
-                    others[[j - gi * hg for j in heads]] = False
-                    css = css.masked_fill(others.to(x.device), 0.0)
+                    keep = np.zeros(hg, dtype=bool)  # overwritten by their own set
+                    keep[[j - gi * hg for j in heads]] = True
+                    if isinstance(css, np.ndarray):
+                        css = np.where(keep, css, 0.0)
+                    else:
+                        css = css.masked_fill(torch.from_numpy(~keep).to(x.device), 0.0)
             else:
                 sel = torch.tensor(heads, device=x.device)
-                xs, css, dts = x.index_select(2, sel), cs.index_select(2, sel), dt.index_select(2, sel)
+                xs = x.index_select(2, sel)
+                if isinstance(cs, np.ndarray):
+                    css, dts = cs[:, :, heads], dt[:, :, heads]
+                else:
+                    css, dts = cs.index_select(2, sel), dt.index_select(2, sel)
             nh = xs.shape[2]
             pieces = []
             for s, e, k0 in blocks:
-                ref = 0.5 * (css[:, s] + css[:, e - 1]).unsqueeze(1)  # (b, 1, nh)
-                lq = css[:, s:e] - ref
-                lk = ref - css[:, k0:e]  # (b, Lk, nh), <= max_range / 2
-                lk = lk.masked_fill(lk < -cut, float("-inf"))
-                q = torch.exp(lq).to(cdt)  # (b, Lq, nh)
-                k = (torch.exp(lk) * dts[:, k0:e]).to(cdt)
+                q, k = _block_factors(css, dts, s, e, k0, cut, cdt)
                 V = (k.unsqueeze(-1) * xs[:, k0:e]).view(b, e - k0, nh * p)  # contiguous
                 for r0 in range(s, e, rows):
                     r1 = min(e, r0 + rows)
