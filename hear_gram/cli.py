@@ -178,14 +178,26 @@ def _embed(args):
             out[f"timestamp_embeddings_{i}"] = emb[0].cpu().numpy()
             out[f"timestamps_{i}"] = ts[0].cpu().numpy()
     if args.kind in ("scene", "both"):
-        out["scene"] = np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32)
+        out["scene"] = _scene_array(scenes, model)
     out["files"] = np.array(done, dtype=str)
     try:
         with atomic_path(args.out, suffix=".npz") as tmp:  # the .npz suffix stops numpy appending one
             np.savez(tmp, **out)
     except OutputError as e:
         _fail(str(e))
-    print(f"embedded {len(done)} of {len(files)} files with {args.model} -> {args.out}"
+    _summary(args, done, files, failed)
+
+
+def _scene_array(scenes, model):
+    """The stacked scene embeddings; an empty (0, size) array when no file was embedded."""
+    import numpy as np
+
+    return np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32)
+
+
+def _summary(args, done, files, failed, how=""):
+    """The closing line of `embed`; exit status 1 when any file was skipped."""
+    print(f"embedded {len(done)} of {len(files)} files with {args.model}{how} -> {args.out}"
           + (f"; {len(failed)} skipped (see above)" if failed else ""))
     if failed:
         sys.exit(1)
@@ -254,14 +266,11 @@ def _embed_stream(args, model, files):
                     if part and os.path.exists(part):
                         os.unlink(part)
             if args.kind in ("scene", "both"):
-                put(zf, "scene", np.stack(scenes) if scenes else np.zeros((0, model.scene_embedding_size), np.float32))
+                put(zf, "scene", _scene_array(scenes, model))
             put(zf, "files", np.array(done, dtype=str))
     except OutputError as e:
         _fail(str(e))
-    print(f"embedded {len(done)} of {len(files)} files with {args.model} (streamed) -> {args.out}"
-          + (f"; {len(failed)} skipped (see above)" if failed else ""))
-    if failed:
-        sys.exit(1)
+    _summary(args, done, files, failed, " (streamed)")
 
 
 def _check(args):
