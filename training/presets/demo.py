@@ -1,12 +1,12 @@
-# `make demo` pretraining (training/presets/demo/full.py): a small GRAM-T on the embedded corpus in about a
-# quarter of an hour on one core of a 2-core CPU (the other builds the evaluation suite meanwhile); the budget
-# table behind these numbers is in README "make demo".
+# `make demo` pretraining (training/presets/demo/full.py): a small GRAM-T on the embedded corpus in about
+# 24 minutes on one core of a 2-core CPU (the other builds the evaluation suite meanwhile); the budget
+# table behind these numbers is in README "The evidence of learning".
 #   python -m training.train --preset=demo --out_dir=runs/demo
 base = "smoke"
 scene_preset = "demo"  # 256 BRIR sets (smoke: 32), so pretraining hears many directions, not a few dozen
 clips = 4
 crops_per_clip = 16  # 16 crops share one synthesized scene (paper §3.3): twice smoke's crops per scene second
-max_steps = 500
+max_steps = 900
 warmup_steps = 40
 lr = 1.5e-3
 ckpt_every = 125
