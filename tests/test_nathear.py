@@ -360,3 +360,35 @@ def test_localization_png_is_checked_before_the_work(tmp_path, capsys):
     assert png.read_bytes() == b"an earlier plot"
     assert localization.main(["eval-heareval", str(tmp_path / "no-emb"), "--png", str(tmp_path / "no" / "d.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+_SPEECH_HASH = """
+import hashlib, sys
+from pathlib import Path
+from training import minisuite
+from training.sources import Espeak
+out = Path(sys.argv[1])
+eng = Espeak()
+h = hashlib.sha256()
+for voice in ("en-us+whisper", "de+f3", "fr+f5", "en+klatt2", "es+croak"):  # voices with noise sources
+    eng.seed(1234)
+    h.update(eng.synth("seven open window", voice).tobytes())
+for task in ("nh_keywords", "nh_count"):
+    minisuite.make_dry_task(out / task, task, (4, 2, 4), seed=0, eng=eng, progress=False)
+for f in sorted(out.rglob("*.wav")):
+    h.update(f.read_bytes())
+print(h.hexdigest(), len(list(out.rglob("*.wav"))))
+"""
+
+
+def test_speech_tasks_are_the_same_in_every_process(tmp_path):
+    """espeak-ng seeds its own noise generator (breathy, whispered voices) from the clock unless told: two
+    processes built different keyword/count clips, so `make demo` twice gave two suites. Now equal."""
+    import subprocess
+    import sys
+    pytest.importorskip("espeakng_loader")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = lambda d: subprocess.run([sys.executable, "-c", _SPEECH_HASH, str(d)], cwd=root, check=True,  # noqa: E731
+                                   capture_output=True, text=True).stdout.split()
+    first, second = run(tmp_path / "a"), run(tmp_path / "b")
+    assert first[1] == "20" and first == second

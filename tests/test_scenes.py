@@ -186,9 +186,9 @@ print(hashlib.sha256(audio.numpy().tobytes()).hexdigest(), sorted({m["source_kin
 
 
 def test_two_processes_make_identical_scenes(tmp_path):
-    """libespeak-ng renders some utterances differently in each process; the on-disk pool cache must make a
-    second process (a --resume, another DDP rank) reproduce the first one's scenes bit for bit. Speech only,
-    so the scenes depend on espeak clips (two uncached processes differ with these settings)."""
+    """A second process (a --resume, another DDP rank) reproduces the first one's scenes bit for bit and reads
+    the pool the first one cached instead of synthesising it again. Speech only, so the scenes depend on
+    espeak clips (seeded: tests/test_nathear.py::test_speech_tasks_are_the_same_in_every_process)."""
     import subprocess
     import sys
     pytest.importorskip("espeakng_loader")

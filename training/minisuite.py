@@ -26,7 +26,7 @@ import numpy as np
 from . import localization
 from .config import known_presets, load_preset
 from .nathear import build_task, make_synth
-from .sources import LIBC, VARIANTS, VOICES, Espeak, event_clips, resample, rms_normalize
+from .sources import VARIANTS, VOICES, Espeak, event_clips, resample, rms_normalize
 from .taskio import SR, dir_size, read_json, write_json, write_vocabulary, write_wav
 
 KEYWORDS = ("yes", "no", "up", "down", "stop")
@@ -47,7 +47,7 @@ def _fit(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _say(eng, text: str, rng: np.random.Generator) -> np.ndarray:
     voice = f"{rng.choice(VOICES[:6])}+{rng.choice(VARIANTS)}"
-    LIBC.srand(int(rng.integers(2 ** 31)))
+    eng.seed(int(rng.integers(2 ** 31)))
     x = eng.synth(text, voice, int(rng.integers(130, 240)), int(rng.integers(20, 90)))
     return resample(x, eng.sr)
 

@@ -5,8 +5,10 @@ Embedded, offline from PyPI (data.md §2): speech from espeak-ng through the `es
 (`pip install --no-deps tinysoundfont`), and procedural events (tones, chirps, bursts, impacts). A missing
 optional package removes its kind from the pool, with one warning.
 The embedded pool is cached on disk (`cached_pool`, one .npz per generator settings, seed and generator
-versions): libespeak-ng output is not bit-identical between processes, so every process (a `--resume`, each
-DDP rank, each scene worker) loads the same clips from the file the first one wrote.
+versions), so that a `--resume`, each DDP rank and each scene worker load the clips the first process wrote
+instead of synthesising them again.  Speech is a pure function of the seed: `Espeak.seed` seeds both random
+sources of espeak-ng's voices (libc rand() and espeak-ng's own generator, which it otherwise seeds from the
+clock, so breathy and whispered voices came out different in every process).
 User corpora: folders of audio files, and webdataset-style tar shards of clips (AudioSet), read with `tarfile`
 + `soundfile`. Every clip is reduced to channel 0, resampled to 32 kHz and RMS-normalised (spec §7.2) by the
 caller. Unreadable or silent files are skipped and counted (`skipped`), never raised.
@@ -34,7 +36,7 @@ from hear_gram.audio import resample as _resample
 from hear_gram.outputs import atomic_path
 
 FS = 32000  # the sample rate of everything in training/ (the KEMAR set, scenes, Nat-HEAR): GRAM's input rate
-LIBC = ctypes.CDLL(None)  # the C library of this process (srand seeds espeak-ng's noise sources)
+LIBC = ctypes.CDLL(None)  # the C library of this process (its rand() feeds espeak-ng's noise sources)
 log = logging.getLogger(__name__)
 
 
@@ -70,7 +72,7 @@ class Espeak:
     libespeak-ng keeps static state between utterances (the same text comes out a few samples different
     after other calls, and espeak_Terminate does not reset it). For reproducible pools each instance loads
     its own copy of the shared library (dlopen of a fresh path gives fresh statics); the copy is unlinked
-    right after loading. Not thread safe."""
+    right after loading. Call `seed` before each utterance that must be reproducible. Not thread safe."""
 
     def __init__(self):
         import espeakng_loader  # optional dependency; ImportError handled by the caller
@@ -93,11 +95,22 @@ class Espeak:
         if self.sr <= 0:
             raise RuntimeError("espeak_Initialize failed")
         self.lib.espeak_SetSynthCallback(self._cb)
+        # espeak-ng >= 1.52 has its own generator (breath, whisper), seeded from the clock at initialisation
+        self._set_seed = getattr(self.lib, "espeak_ng_SetRandSeed", None)
+        if self._set_seed is not None:
+            self._set_seed.argtypes = [ctypes.c_long]
         try:
             from importlib.metadata import version
             self.version = version("espeakng-loader")
         except Exception:  # metadata is informative only
             self.version = "unknown"
+
+    def seed(self, seed: int) -> None:
+        """Seed the random sources of the next utterances: libc rand() (klatt voices) and espeak-ng's own
+        generator (breathy variants, whisper). Without it, voices with noise differ between processes."""
+        LIBC.srand(int(seed))
+        if self._set_seed is not None:
+            self._set_seed(int(seed))
 
     def synth(self, text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> np.ndarray:
         """Mono float32 at self.sr (22050 Hz); empty if the voice is unknown."""
@@ -120,7 +133,7 @@ def speech_clips(n: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray
         words = " ".join(rng.choice(WORDS, size=int(rng.integers(3, 13))))
         voice = f"{rng.choice(VOICES)}+{rng.choice(VARIANTS)}"
         rate, pitch = int(rng.integers(110, 260)), int(rng.integers(20, 90))
-        LIBC.srand(int(rng.integers(2 ** 31)))  # espeak's noise sources (klatt, whisper) use libc rand()
+        eng.seed(int(rng.integers(2 ** 31)))  # the noise of klatt, breathy and whispered voices
         x = eng.synth(words, voice, rate, pitch)
         if len(x) and np.any(x):
             out.append((f"espeak:{voice}:{rate}:{pitch}:{words}", resample(x, eng.sr)))
