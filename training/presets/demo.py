@@ -1,6 +1,6 @@
 # `make demo` pretraining (training/presets/demo/full.py): a small GRAM-T on the embedded corpus in 19-24
-# minutes (measured: 1,156-1,443 s) on one core of a 2-core CPU (the other builds the evaluation suite meanwhile); the budget
-# table behind these numbers is in README "The evidence of learning".
+# minutes (measured: 1,156-1,443 s) on one core of a 2-core CPU (the other builds the evaluation suite
+# meanwhile); the budget table behind these numbers is in README "The evidence of learning".
 #   python -m training.train --preset=demo --out_dir=runs/demo
 base = "smoke"
 scene_preset = "demo"  # 256 BRIR sets (smoke: 32), so pretraining hears many directions, not a few dozen
