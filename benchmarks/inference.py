@@ -3,6 +3,7 @@
     python -m benchmarks.inference [--variants gram_t_patch] [--shapes "8 x 10 s" "1 x 120 s"]
         [--modes fp32:32 fp32:8 int8:8] [--repeat 3] [--official-src DIR --official-python PY]
     python -m benchmarks.inference --accuracy [--variants gram_t_patch gram_m_patch]
+    python -m benchmarks.inference --ceiling [--variants gram_t_patch gram_m_patch] [--chunks 8]
 
 Weights: the parity fixtures' rule weights (`tests/official_fixtures.py checkpoint`, the same for every
 runtime compared).  A mode is `precision:max_chunks` (chunks per forward pass).  Every row embeds the same
@@ -15,6 +16,13 @@ torch.utils.flop_counter) x chunks / wall time.  Ratio = the first mode's time /
 
 `--accuracy`: int8 against fp32 on the parity fixtures' audio (3 binaural clips of 3.3 s) with the fixture
 weights, raw timestamp embeddings: minimum cosine over frames and relative error ||int8 - fp32|| / ||fp32||.
+
+`--ceiling`: how far the fp32 encoder is from this machine's matrix-product rate.  One pass of `--chunks`
+chunks is profiled (torch.profiler, input shapes recorded): the share of time in `aten::addmm`/`aten::mm`
+(the linear layers) and the rate they reach inside the model; then every one of those product shapes is
+timed alone, in the model's layout, with torch (its BLAS, MKL in the x86 wheels) and with numpy (its own
+BLAS, OpenBLAS in the wheels), median of `--repeat` x 5 calls.  The floor is the pass with every product
+at the better of the two bare rates and everything else (attention, GELU, norms, copies) unchanged.
 """
 
 import argparse
@@ -182,6 +190,68 @@ def accuracy(a, tmp):
               f"{rel:.4f} | {out['fp32_s']:.2f} | {out['int8_s']:.2f} |", flush=True)
 
 
+def ceiling(a):
+    import numpy as np
+    from torch.profiler import ProfilerActivity, profile
+
+    gemm_ops = ("aten::addmm", "aten::mm")
+    print(machine())
+    print("| variant | chunks a pass | s/chunk | products' share of the pass | products' GFLOP/s in the model | "
+          "bare GFLOP/s, same shapes: torch / numpy | s/chunk floor |")
+    print("|---|---|---|---|---|---|---|")
+    for variant in a.variants:
+        config = VARIANTS[variant].config
+        from hear_gram.model import GramEncoder
+
+        torch.manual_seed(0)
+        model = GramEncoder(config).eval()
+        x = torch.randn(a.chunks, config.in_channels, config.chunk_frames, config.n_mels)
+        with torch.no_grad():
+            model.forward_features(x)  # warm-up
+            walls = []
+            for _ in range(a.repeat):
+                t0 = time.perf_counter()
+                model.forward_features(x)
+                walls.append(time.perf_counter() - t0)
+            with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                model.forward_features(x)
+        wall = statistics.median(walls)
+        events = prof.key_averages(group_by_input_shape=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        shapes, gemm_us = {}, 0.0
+        for e in events:
+            if e.key not in gemm_ops:
+                continue
+            gemm_us += e.self_cpu_time_total
+            dims = [d for d in e.input_shapes if len(d) == 2]
+            (m, k), (_, n) = dims[0], dims[1]
+            key = (m, k, n, e.key == "aten::addmm")
+            shapes[key] = shapes.get(key, 0) + e.count
+        share = gemm_us / total
+        flops = sum(2 * m * k * n * c for (m, k, n, _), c in shapes.items())
+        best_s, rates = 0.0, {"torch": 0.0, "numpy": 0.0}
+        for (m, k, n, bias), count in shapes.items():
+            inp, w, b = torch.randn(m, k), torch.randn(n, k), torch.randn(n)
+            wt, inp_np, w_np = w.t(), inp.numpy(), w.numpy()
+            calls = {"torch": (lambda: torch.addmm(b, inp, wt)) if bias else (lambda: torch.mm(inp, wt)),
+                     "numpy": lambda: inp_np @ w_np.T}
+            secs = {}
+            for lib, f in calls.items():
+                f()
+                ts = []
+                for _ in range(5 * a.repeat):
+                    t0 = time.perf_counter()
+                    f()
+                    ts.append(time.perf_counter() - t0)
+                secs[lib] = statistics.median(ts)
+                rates[lib] += count * secs[lib]
+            best_s += count * min(secs.values())
+        floor = best_s + wall * (1 - share)
+        print(f"| {variant} | {a.chunks} | {wall / a.chunks:.3f} | {share:.0%} | "
+              f"{flops / (wall * share) / 1e9:.0f} | {flops / rates['torch'] / 1e9:.0f} / "
+              f"{flops / rates['numpy'] / 1e9:.0f} | {floor / a.chunks:.3f} |", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variants", nargs="+", default=["gram_t_patch"], choices=list(VARIANTS))
@@ -193,9 +263,13 @@ def main():
     p.add_argument("--official-src", default=None, help="a checkout of labhamlet/GRAM-T (never inside this repo)")
     p.add_argument("--official-python", default=sys.executable, help="a Python that can import the official code")
     p.add_argument("--accuracy", action="store_true", help="int8 vs fp32 on the parity fixture audio")
+    p.add_argument("--ceiling", action="store_true", help="the fp32 encoder against this machine's GEMM rate")
+    p.add_argument("--chunks", type=int, default=8, help="--ceiling: chunks per pass")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.ceiling:
+        return ceiling(a)
     with tempfile.TemporaryDirectory() as tmp:
         (accuracy if a.accuracy else speed)(a, tmp)
 
