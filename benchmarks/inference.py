@@ -37,7 +37,7 @@ import time
 
 import torch
 
-from hear_gram.model import VARIANTS
+from hear_gram.model import VARIANTS, GramEncoder
 from hear_gram.runtime import load_runtime
 
 SR = 32000
@@ -201,8 +201,6 @@ def ceiling(a):
     print("|---|---|---|---|---|---|---|")
     for variant in a.variants:
         config = VARIANTS[variant].config
-        from hear_gram.model import GramEncoder
-
         torch.manual_seed(0)
         model = GramEncoder(config).eval()
         x = torch.randn(a.chunks, config.in_channels, config.chunk_frames, config.n_mels)
