@@ -235,7 +235,8 @@ def ceiling(a):
                      "numpy": lambda: inp_np @ w_np.T}
             secs = {}
             for lib, f in calls.items():
-                f()
+                for _ in range(3):  # warm-up
+                    f()
                 ts = []
                 for _ in range(5 * a.repeat):
                     t0 = time.perf_counter()
