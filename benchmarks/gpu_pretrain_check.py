@@ -12,9 +12,10 @@ Within `--budget-s` of wall time from its start (default 540 s = 9 min), in one 
    sets, built in a minute) with a short warm-up (`--warmup`, default 100 steps, instead of the paper's 10 k):
    first `--calib-steps` steps, whose median step time sets how many more fit before the training deadline, then
    `--resume` with the cosine schedule re-spanned over that total (exact continuation, training.train);
-3. exports the weights (to WORK, never to OUT) and runs `python -m training.report` on the GPU (bf16): log-mel
-   and binaural-cue baselines vs the random init (the same architecture from the same seed) vs trained, with 95 %
-   bootstrap intervals, plus the masked-reconstruction loss on held-out scenes (training.recon);
+3. exports the weights (to WORK, never to OUT) and runs `python -m training.report` on the GPU (bf16): log-mel,
+   log-mel levels + ILD and binaural-cue baselines vs the random init (the same architecture from the same seed)
+   vs trained, with 95 % bootstrap intervals, plus the masked-reconstruction loss on held-out scenes
+   (training.recon);
 4. writes to OUT: report.md, results.json, loss_curve.png, numbers.json (steps, crops/s, step time, the data
    fraction of the step, stage times, device) and the logs; prints the report and the numbers.
 

@@ -21,6 +21,26 @@ def test_binaural_cues_see_level_and_time_differences():
     assert int(gcc.argmax()) - 22 == -lag  # lags -22..22; r(tau) = sum l[n + tau] r[n]: left leads -> -lag
 
 
+def test_levels_pool_power_and_see_the_level_difference():
+    """Levels are ln(mean mel power) over time (a loud half dominates; the mean of the log-mel would sit
+    between the halves), and the ILD of a source 6 dB louder on the left is +ln 4 in every band."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(64000).astype(np.float32)
+    x[32000:] *= 1e-3  # second half 60 dB quieter
+    audio = torch.from_numpy(np.stack([x, 0.5 * x]))[None]
+    f = probe.level_embedder()(audio)
+    assert f.shape == (1, 3 * 128) and torch.isfinite(f).all()
+    from hear_gram.features import LogMel
+    lm = LogMel()(audio)  # (1, 2, T, 128)
+    loud = lm[0, 0, 5:95].double().exp().mean(0).log()  # ln mean power of frames well inside the loud half
+    level = f[0, :128]
+    assert ((level - (loud - np.log(2))).abs() < 0.25).all()  # half the frames carry ~all the power
+    assert ((level - lm[0, 0].mean(0)) > 2).all()  # the mean of the log-mel is far lower
+    assert torch.allclose(f[0, 256:], torch.full((128,), float(np.log(4))), atol=1e-3)
+    mono = probe.level_embedder()(audio[:, :1])
+    assert mono.shape == (1, 128) and torch.allclose(mono[0], level)
+
+
 def test_ridge_path_matches_the_normal_equations():
     rng = np.random.default_rng(1)
     x, y = torch.tensor(rng.standard_normal((40, 6))), torch.tensor(rng.standard_normal((40, 2)))

@@ -5,6 +5,10 @@
 
 Embedders map a (B, C, n) float tensor of 32 kHz audio to (B, D) features:
 * `logmel_embedder()`: mean and standard deviation over time of each ear's 128-band log-mel (512-d, no model).
+* `level_embedder()`: what GRAM's input holds for localization without a model (no phase: the log-mel is all
+  GRAM sees): per ear and mel band the level ln(time-mean of the mel power), i.e. the log-mel pooled over time
+  in the power domain (loud frames weigh more, as in the cue baseline below), and the interaural level
+  difference of those levels (384-d).
 * `binaural_embedder()`: hand-made binaural cues (213-d, no model): per band (24 bands, 150 Hz-16 kHz) the
   interaural level difference and each ear's mean log energy, the interaural phase (cos, sin of the
   time-averaged cross-spectrum) of the 48 STFT bins below 1.5 kHz, and the GCC-PHAT cross-correlation
@@ -21,6 +25,7 @@ direction targets; alpha = N x 10^-3..10^3) and a shallow MLP (hidden 256, full-
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +155,20 @@ def logmel_embedder():
     def embed(audio):
         x = lm(audio.float())  # (B, C, T, 128)
         return torch.cat([x.mean(2), x.std(2)], dim=-1).flatten(1)
+    return embed
+
+
+def level_embedder():
+    """(B, C, n) -> (B, C * 128 [+ 128 for 2 channels]): each channel's ln(mean over time of the mel power)
+    and, for 2 channels, left - right of those (interaural level differences), from GRAM's log-mel."""
+    from hear_gram.features import LogMel
+    lm = LogMel()
+
+    def embed(audio):
+        x = lm(audio.float()).double()  # (B, C, T, 128): ln(mel power + eps)
+        level = torch.logsumexp(x, dim=2) - math.log(x.shape[2])  # ln(mean_t mel power), no overflow
+        parts = [level.flatten(1)] + ([level[:, 0] - level[:, 1]] if level.shape[1] == 2 else [])
+        return torch.cat(parts, dim=1).float()
     return embed
 
 

@@ -4,9 +4,11 @@
                               [--run RUN_DIR] [--module gram_t_patch] [--out report.md] [--png-dir DIR]
                               [--json results.json]
 
-Columns: two baselines without a model, the log-mel (mean and standard deviation over time of each ear's
-128-band log-mel, 512-d) and hand-made binaural cues (interaural level, phase and time differences and each
-ear's band levels, 213-d; training.probe.binaural_embedder); GRAM-T with random weights (`--random-config`: the
+Columns: three baselines without a model, the log-mel (mean and standard deviation over time of each ear's
+128-band log-mel, 512-d), the log-mel levels + ILD (each ear's log-mel pooled over time in the power domain and
+the interaural differences of those, 384-d: the level cues that GRAM's input holds; training.probe.level_embedder)
+and hand-made binaural cues (interaural level, phase and time differences and each ear's band levels, 213-d,
+from the waveform; training.probe.binaural_embedder); GRAM-T with random weights (`--random-config`: the
 variant's full architecture, the `tiny` preset's model, or `same` as --weights: then it is exactly the model
 training started from); and the trained checkpoint when --weights is given.  Embeddings are the HEAR module's
 scene embeddings (module defaults), computed in-process.
@@ -33,7 +35,8 @@ import numpy as np
 import torch
 
 from .localization import evaluate_doa
-from .probe import binaural_embedder, classify, embed_task, gram_embedder, logmel_embedder, random_embedder
+from .probe import (binaural_embedder, classify, embed_task, gram_embedder, level_embedder, logmel_embedder,
+                    random_embedder)
 from .taskio import read_json, read_vocabulary
 
 N_BOOT = 2000
@@ -165,7 +168,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     random_col = f"random init ({a.random_config} config)"
     with tempfile.TemporaryDirectory() as tmp:
-        cols = {"log-mel (512-d)": logmel_embedder(), "binaural cues (213-d)": binaural_embedder(),
+        cols = {"log-mel (512-d)": logmel_embedder(), "log-mel levels + ILD (384-d)": level_embedder(),
+                "binaural cues (213-d)": binaural_embedder(),
                 random_col: random_embedder(a.module, a.random_config, tmp, a.weights, device=a.device,
                                             precision=a.precision)}
         trained_col = None
