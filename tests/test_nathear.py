@@ -211,11 +211,12 @@ def test_report_table(mini, tmp_path):
     suite = tmp_path / "suite"
     hear_tasks.write_task(suite / "tasks", "bands", sizes=(16, 8, 8))
     hear_tasks.write_task(suite / "tasks", "sides", sizes=(18, 9, 9))
-    cols = {"log-mel": probe.logmel_embedder(),
+    cols = {"log-mel": probe.logmel_embedder(), "levels": probe.level_embedder(),
             "random tiny": probe.random_embedder("gram_t_patch", "tiny", str(tmp_path / "w"))}
     res = report.evaluate(suite, cols, png_dir=str(tmp_path), progress=lambda s: None)
     assert set(res) == {"toy_bands", "toy_sides"}
     assert res["toy_bands"]["log-mel"]["dim"] == 512 and res["toy_bands"]["random tiny"]["dim"] == 8 * 64
+    assert res["toy_bands"]["levels"]["dim"] == 384
     for col in cols:
         assert res["toy_bands"][col]["top1_acc"] >= 0.9 and res["toy_bands"][col]["n"] == 8, (col, res)
         assert res["toy_sides"][col]["doa_median_deg"] <= 5 and res["toy_sides"][col]["doa_mean_deg"] <= 10, (col, res)
@@ -223,6 +224,10 @@ def test_report_table(mini, tmp_path):
     assert md.count("\n| toy_") == 3 and "top-1 accuracy" in md and "DOA error" in md and "Probes:" in md
     assert f"| toy_bands | top-1 accuracy (higher is better) | {res['toy_bands']['log-mel']['top1_acc']:.3f} [" in md
     assert (tmp_path / "toy_sides-log-mel.png").exists()
+    only = report.evaluate(suite, {"levels": cols["levels"]}, tasks=["toy_sides"], progress=lambda s: None)
+    assert set(only) == {"toy_sides"} and only["toy_sides"]["levels"]["doa_median_deg"] <= 5
+    with pytest.raises(ValueError, match="no task \\['toy_nope'\\]"):
+        report.evaluate(suite, cols, tasks=["toy_nope"])
 
 
 def test_workers_build_is_byte_identical(built, synth, tmp_path):

@@ -39,6 +39,10 @@ def test_levels_pool_power_and_see_the_level_difference():
     assert torch.allclose(f[0, 256:], torch.full((128,), float(np.log(4))), atol=1e-3)
     mono = probe.level_embedder()(audio[:, :1])
     assert mono.shape == (1, 128) and torch.allclose(mono[0], level)
+    plain = probe.level_embedder("mean", ild=False)(audio)
+    assert torch.allclose(plain, lm.mean(2).flatten(1), atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be 'power' or 'mean', got 'max'"):
+        probe.level_embedder("max")
 
 
 def test_ridge_path_matches_the_normal_equations():

@@ -158,16 +158,22 @@ def logmel_embedder():
     return embed
 
 
-def level_embedder():
-    """(B, C, n) -> (B, C * 128 [+ 128 for 2 channels]): each channel's ln(mean over time of the mel power)
-    and, for 2 channels, left - right of those (interaural level differences), from GRAM's log-mel."""
+def level_embedder(pooling: str = "power", ild: bool = True):
+    """(B, C, n) -> (B, C * 128 [+ 128 with `ild` and 2 channels]) from GRAM's log-mel: each channel's level per
+    mel band pooled over time, `power`: ln(time-mean of the mel power) (loud frames weigh more), `mean`: the
+    time-mean of the log-mel; with `ild` and 2 channels also left - right of those (interaural level differences)."""
     from hear_gram.features import LogMel
+    if pooling not in ("power", "mean"):
+        raise ValueError(f"pooling must be 'power' or 'mean', got {pooling!r}")
     lm = LogMel()
 
     def embed(audio):
         x = lm(audio.float()).double()  # (B, C, T, 128): ln(mel power + eps)
-        level = torch.logsumexp(x, dim=2) - math.log(x.shape[2])  # ln(mean_t mel power), no overflow
-        parts = [level.flatten(1)] + ([level[:, 0] - level[:, 1]] if level.shape[1] == 2 else [])
+        if pooling == "power":
+            level = torch.logsumexp(x, dim=2) - math.log(x.shape[2])  # ln(mean_t mel power), no overflow
+        else:
+            level = x.mean(2)
+        parts = [level.flatten(1)] + ([level[:, 0] - level[:, 1]] if ild and level.shape[1] == 2 else [])
         return torch.cat(parts, dim=1).float()
     return embed
 

@@ -43,11 +43,15 @@ N_BOOT = 2000
 DOA = "cartesian-regression"
 
 
-def evaluate(suite, embedders: dict, png_dir=None, progress=print) -> dict:
-    """{task: {"prediction_type", column: result}} over the tasks of suite/tasks."""
+def evaluate(suite, embedders: dict, png_dir=None, progress=print, tasks=None) -> dict:
+    """{task: {"prediction_type", column: result}} over the tasks of suite/tasks (or only those named in `tasks`)."""
     tasks_dir = Path(suite) / "tasks"
+    found = sorted(p for p in tasks_dir.iterdir() if (p / "task_metadata.json").exists())
+    unknown = sorted(set(tasks or ()) - {p.name for p in found})
+    if unknown:
+        raise ValueError(f"no task {unknown} in {tasks_dir}; it has {[p.name for p in found]}")
     results = {}
-    for task in sorted(p for p in tasks_dir.iterdir() if (p / "task_metadata.json").exists()):
+    for task in (p for p in found if tasks is None or p.name in tasks):
         meta = read_json(task / "task_metadata.json")
         results[task.name] = {"prediction_type": meta["prediction_type"]}
         for col, embed in embedders.items():
