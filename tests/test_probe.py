@@ -78,6 +78,36 @@ def test_report_intervals_are_paired_and_contain_the_value():
     assert "-5.0 [-5.0, -5.0]" in md
 
 
+def test_random_init_seeds_are_averaged_per_clip():
+    """--random-seeds: the per-seed columns become one whose per-clip value is the seed mean, metrics recomputed."""
+    def doa(errs, valid):
+        return {"per_clip": errs, "n": len(errs), "dim": 8, "hparams": {}, "embed_s": 1.0, "valid_doa_mean_deg": valid,
+                "doa_mean_deg": float(np.mean(errs)), "doa_median_deg": float(np.median(errs))}
+
+    def cls(correct, valid):
+        return {"per_clip": correct, "n": len(correct), "dim": 8, "hparams": {}, "embed_s": 1.0, "valid_score": valid,
+                "top1_acc": float(np.mean(correct))}
+    res = {"loc": {"prediction_type": "cartesian-regression", "s0": doa([10.0, 20.0, 90.0], 30.0),
+                   "s1": doa([30.0, 20.0, 10.0], 40.0), "T": doa([5.0, 5.0, 5.0], 9.0)},
+           "cls": {"prediction_type": "multiclass", "s0": cls([1.0, 0.0, 1.0, 1.0], 0.2),
+                   "s1": cls([1.0, 1.0, 0.0, 1.0], 0.4), "T": cls([1.0, 1.0, 1.0, 1.0], 0.0)}}
+    report.merge_seeds(res, ["s0", "s1"], "R")
+    assert set(res["loc"]) == {"prediction_type", "T", "R"}
+    r = res["loc"]["R"]
+    assert r["per_clip"] == [20.0, 20.0, 50.0] and r["doa_mean_deg"] == pytest.approx(30.0)
+    assert r["doa_median_deg"] == 20.0 and r["valid_doa_mean_deg"] == 35.0 and r["embed_s"] == 2.0
+    assert r["seeds"] == [[40.0, 20.0], [20.0, 20.0]]
+    c = res["cls"]["R"]
+    assert c["per_clip"] == [1.0, 0.5, 0.5, 1.0] and c["top1_acc"] == 0.75 and c["seeds"] == [0.75, 0.75]
+    assert c["valid_score"] == pytest.approx(0.3)
+    diff = report.intervals(res, compare=("T", "R"))["loc"]["DOA error mean (deg, lower is better)"]["diff"]
+    assert diff[0] == pytest.approx(-25.0)
+    lines = report.seeds_lines(res, "R")
+    assert "- loc: 40.0 / 20.0; 20.0 / 20.0 (DOA mean / median deg)" in lines and "- cls: 0.750; 0.750" in lines
+    with pytest.raises(SystemExit):
+        report.main(["--suite", "x", "--random-seeds", "0"])
+
+
 def test_recon_per_crop_is_the_training_loss():
     from conftest import tiny_config
     from training.pretrain_model import PretrainModel, random_mask

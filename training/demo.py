@@ -7,8 +7,8 @@ embeddings -> mini Nat-HEAR evaluation -> results table (with intervals) and plo
 
 Profiles are preset files (training/presets/demo/<name>.py, read by training.config): `train` (the arguments of
 `python -m training.train`), `suite` (a training/presets/suite/ preset), `random_config` (the random-init
-column's architecture; `same` = the trained model's, from the same seed: where training started),
-`recon_scenes` (held-out scenes of the reconstruction-loss table) and `parallel` (build the suite while the model
+column's architecture; `same` = the trained model's, from the same seed: where training started), `random_seeds`
+(that column over init seeds 0..N-1, averaged per test clip), `recon_scenes` (held-out scenes of the reconstruction-loss table) and `parallel` (build the suite while the model
 trains, one core each, instead of one after the other).
 
 Every stage is one of the project's own commands, run as a subprocess exactly as a user would run it; the
@@ -25,7 +25,7 @@ import time
 from training.config import known_presets, load_preset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS = {"train", "suite", "random_config", "recon_scenes", "parallel"}
+KEYS = {"train", "suite", "random_config", "random_seeds", "recon_scenes", "parallel"}
 
 
 def profile(name: str) -> dict:
@@ -100,7 +100,8 @@ def main(argv=None):
          *(["--overwrite"] if a.overwrite else [])], timings)
     run("5/5 evaluate: baselines vs random init vs trained, held-out reconstruction",
         [py, "-m", "training.report", "--suite", suite, "--weights", weights, "--out", report,
-         "--random-config", prof["random_config"], "--run", run_dir, "--recon-scenes", str(prof["recon_scenes"]),
+         "--random-config", prof["random_config"], "--random-seeds", str(prof["random_seeds"]), "--run", run_dir,
+         "--recon-scenes", str(prof["recon_scenes"]),
          "--png-dir", os.path.join(out, "plots"), "--json", os.path.join(out, "results.json"),
          *(["--overwrite"] if a.overwrite else [])], timings)
 

@@ -102,6 +102,38 @@ def intervals(results: dict, compare=None, n_boot: int = N_BOOT, seed: int = 0) 
     return out
 
 
+def merge_seeds(results: dict, columns: list, merged: str) -> dict:
+    """Replace `columns` (one column per random-init seed) by one column `merged`: per test clip the mean over the
+    seeds (error in degrees, or the fraction of seeds that got the clip right), the task metric recomputed from
+    those, the valid score averaged, and each seed's own test metric kept under "seeds"."""
+    for task, res in results.items():
+        rs = [res.pop(c) for c in columns]
+        per_clip = np.mean([r["per_clip"] for r in rs], axis=0)
+        r = {"per_clip": per_clip.tolist(), "n": rs[0]["n"], "dim": rs[0]["dim"],
+             "hparams": [x["hparams"] for x in rs], "embed_s": round(sum(x["embed_s"] for x in rs), 1)}
+        if res["prediction_type"] == DOA:
+            r.update(doa_mean_deg=float(per_clip.mean()), doa_median_deg=float(np.median(per_clip)),
+                     valid_doa_mean_deg=float(np.mean([x["valid_doa_mean_deg"] for x in rs])),
+                     seeds=[[x["doa_mean_deg"], x["doa_median_deg"]] for x in rs])
+        else:
+            r.update(top1_acc=float(per_clip.mean()), valid_score=float(np.mean([x["valid_score"] for x in rs])),
+                     seeds=[x["top1_acc"] for x in rs])
+        res[merged] = r
+    return results
+
+
+def seeds_lines(results: dict, column: str) -> str:
+    """Markdown lines: each seed's own test metric of a merged random-init column."""
+    out = [f"{column}: test value of each init seed (the column is their mean per test clip):"]
+    for task, res in results.items():
+        r = res.get(column)
+        if r and "seeds" in r:
+            vals = ("; ".join(f"{m:.1f} / {md:.1f}" for m, md in r["seeds"]) if res["prediction_type"] == DOA
+                    else "; ".join(f"{v:.3f}" for v in r["seeds"]))
+            out.append(f"- {task}: {vals}" + (" (DOA mean / median deg)" if res["prediction_type"] == DOA else ""))
+    return "\n".join(out) + "\n"
+
+
 def fmt(r: dict) -> str:
     if "doa_mean_deg" in r:
         return f"{r['doa_mean_deg']:.1f} / {r['doa_median_deg']:.1f}"
@@ -146,6 +178,9 @@ def main(argv=None) -> int:
     p.add_argument("--module", default="gram_t_patch")
     p.add_argument("--random-config", choices=("full", "tiny", "same"), default="full",
                    help="architecture of the random-init column; 'same' = that of --weights")
+    p.add_argument("--random-seeds", type=int, default=1,
+                   help="random-init column over init seeds 0..N-1 (seed 0 is where training started), averaged "
+                        "per test clip, so that the trained - random interval is not one init draw")
     p.add_argument("--run", help="the training run of --weights: adds its held-out reconstruction losses")
     p.add_argument("--recon-scenes", type=int, default=32, help="held-out scenes of the reconstruction table")
     p.add_argument("--device", default="cpu", help="where the GRAM columns embed (e.g. cuda)")
@@ -158,6 +193,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.random_config == "same" and not a.weights:
         p.error("--random-config same needs --weights")
+    if a.random_seeds < 1:
+        p.error(f"--random-seeds must be >= 1, got {a.random_seeds}")
     from hear_gram.outputs import OutputError, check_output, write_text
     try:  # before any work (README "Bad input")
         for opt, path in (("--out", a.out), ("--json", a.json)):
@@ -170,19 +207,28 @@ def main(argv=None) -> int:
     manifest_path = Path(a.suite) / "manifest.json"
     manifest = read_json(manifest_path) if manifest_path.exists() else None
     t0 = time.perf_counter()
-    random_col = f"random init ({a.random_config} config)"
+    seeds = a.random_seeds
+    random_col = f"random init ({a.random_config} config{f', {seeds} seeds' if seeds > 1 else ''})"
+    seed_cols = [random_col] if seeds == 1 else [f"random init seed {s}" for s in range(seeds)]
     with tempfile.TemporaryDirectory() as tmp:
         cols = {"log-mel (512-d)": logmel_embedder(), "log-mel levels + ILD (384-d)": level_embedder(),
-                "binaural cues (213-d)": binaural_embedder(),
-                random_col: random_embedder(a.module, a.random_config, tmp, a.weights, device=a.device,
-                                            precision=a.precision)}
+                "binaural cues (213-d)": binaural_embedder()}
+        for s, col in enumerate(seed_cols):
+            cols[col] = random_embedder(a.module, a.random_config, str(Path(tmp) / f"seed{s}"), a.weights, seed=s,
+                                        device=a.device, precision=a.precision)
         trained_col = None
         if a.weights:
             trained_col = f"trained ({Path(a.weights).name})"
             cols[trained_col] = gram_embedder(a.module, a.weights, a.device, precision=a.precision)
         res = evaluate(a.suite, cols, a.png_dir, progress=lambda s: print(s, file=sys.stderr))
+    if seeds > 1:
+        merge_seeds(res, seed_cols, random_col)
+        cols = [c for c in cols if c not in seed_cols]
+        cols = cols[:3] + [random_col] + cols[3:]  # baselines, random init, trained
     compare = (trained_col, random_col) if trained_col else None
     md = table(res, list(cols), manifest, compare)
+    if seeds > 1:
+        md += "\n" + seeds_lines(res, random_col)
     out = {"tasks": res, "intervals": intervals(res, compare)}
     if a.run:
         from . import recon

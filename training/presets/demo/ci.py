@@ -2,5 +2,6 @@
 train = ("--preset=tiny", "--max_steps=12")
 suite = "tiny"
 random_config = "same"
+random_seeds = 2  # exercises the averaging over init seeds
 recon_scenes = 8
 parallel = False
