@@ -2,7 +2,7 @@
 
     python -m training.report --suite SUITE [--weights TRAINED_FOLDER] [--random-config full|tiny|same]
                               [--run RUN_DIR] [--module gram_t_patch] [--out report.md] [--png-dir DIR]
-                              [--json results.json]
+                              [--json results.json] [--random-seeds N]
 
 Columns: three baselines without a model, the log-mel (mean and standard deviation over time of each ear's
 128-band log-mel, 512-d), the log-mel levels + ILD (each ear's log-mel pooled over time in the power domain and
@@ -179,8 +179,8 @@ def main(argv=None) -> int:
     p.add_argument("--random-config", choices=("full", "tiny", "same"), default="full",
                    help="architecture of the random-init column; 'same' = that of --weights")
     p.add_argument("--random-seeds", type=int, default=1,
-                   help="random-init column over init seeds 0..N-1 (seed 0 is where training started), averaged "
-                        "per test clip, so that the trained - random interval is not one init draw")
+                   help="random-init column over init seeds 0..N-1 (seed 0: where a seed-0 training run started), "
+                        "averaged per test clip, so that the trained - random interval is not one init draw")
     p.add_argument("--run", help="the training run of --weights: adds its held-out reconstruction losses")
     p.add_argument("--recon-scenes", type=int, default=32, help="held-out scenes of the reconstruction table")
     p.add_argument("--device", default="cpu", help="where the GRAM columns embed (e.g. cuda)")
