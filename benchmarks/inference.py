@@ -227,7 +227,7 @@ def ceiling(a):
             shapes[key] = shapes.get(key, 0) + e.count
         share = gemm_us / total
         flops = sum(2 * m * k * n * c for (m, k, n, _), c in shapes.items())
-        best_s, rates = 0.0, {"torch": 0.0, "numpy": 0.0}
+        best_s, lib_s = 0.0, {"torch": 0.0, "numpy": 0.0}  # seconds of all products: at the better / each rate
         for (m, k, n, bias), count in shapes.items():
             inp, w, b = torch.randn(m, k), torch.randn(n, k), torch.randn(n)
             wt, inp_np, w_np = w.t(), inp.numpy(), w.numpy()
@@ -243,12 +243,12 @@ def ceiling(a):
                     f()
                     ts.append(time.perf_counter() - t0)
                 secs[lib] = statistics.median(ts)
-                rates[lib] += count * secs[lib]
+                lib_s[lib] += count * secs[lib]
             best_s += count * min(secs.values())
         floor = best_s + wall * (1 - share)
         print(f"| {variant} | {a.chunks} | {wall / a.chunks:.3f} | {share:.0%} | "
-              f"{flops / (wall * share) / 1e9:.0f} | {flops / rates['torch'] / 1e9:.0f} / "
-              f"{flops / rates['numpy'] / 1e9:.0f} | {floor / a.chunks:.3f} |", flush=True)
+              f"{flops / (wall * share) / 1e9:.0f} | {flops / lib_s['torch'] / 1e9:.0f} / "
+              f"{flops / lib_s['numpy'] / 1e9:.0f} | {floor / a.chunks:.3f} |", flush=True)
 
 
 def main():

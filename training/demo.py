@@ -8,8 +8,9 @@ embeddings -> mini Nat-HEAR evaluation -> results table (with intervals) and plo
 Profiles are preset files (training/presets/demo/<name>.py, read by training.config): `train` (the arguments of
 `python -m training.train`), `suite` (a training/presets/suite/ preset), `random_config` (the random-init
 column's architecture; `same` = the trained model's, from the same seed: where training started), `random_seeds`
-(that column over init seeds 0..N-1, averaged per test clip), `recon_scenes` (held-out scenes of the reconstruction-loss table) and `parallel` (build the suite while the model
-trains, one core each, instead of one after the other).
+(that column over init seeds 0..N-1, averaged per test clip), `recon_scenes` (held-out scenes of the
+reconstruction-loss table) and `parallel` (build the suite while the model trains, one core each, instead of one
+after the other).
 
 Every stage is one of the project's own commands, run as a subprocess exactly as a user would run it; the
 summary at the end says where the weights, embeddings, report and plots are.

@@ -211,8 +211,9 @@ def main(argv=None) -> int:
     random_col = f"random init ({a.random_config} config{f', {seeds} seeds' if seeds > 1 else ''})"
     seed_cols = [random_col] if seeds == 1 else [f"random init seed {s}" for s in range(seeds)]
     with tempfile.TemporaryDirectory() as tmp:
-        cols = {"log-mel (512-d)": logmel_embedder(), "log-mel levels + ILD (384-d)": level_embedder(),
-                "binaural cues (213-d)": binaural_embedder()}
+        baselines = {"log-mel (512-d)": logmel_embedder(), "log-mel levels + ILD (384-d)": level_embedder(),
+                     "binaural cues (213-d)": binaural_embedder()}
+        cols = dict(baselines)
         for s, col in enumerate(seed_cols):
             cols[col] = random_embedder(a.module, a.random_config, str(Path(tmp) / f"seed{s}"), a.weights, seed=s,
                                         device=a.device, precision=a.precision)
@@ -223,10 +224,9 @@ def main(argv=None) -> int:
         res = evaluate(a.suite, cols, a.png_dir, progress=lambda s: print(s, file=sys.stderr))
     if seeds > 1:
         merge_seeds(res, seed_cols, random_col)
-        cols = [c for c in cols if c not in seed_cols]
-        cols = cols[:3] + [random_col] + cols[3:]  # baselines, random init, trained
+    columns = [*baselines, random_col, *([trained_col] if trained_col else [])]
     compare = (trained_col, random_col) if trained_col else None
-    md = table(res, list(cols), manifest, compare)
+    md = table(res, columns, manifest, compare)
     if seeds > 1:
         md += "\n" + seeds_lines(res, random_col)
     out = {"tasks": res, "intervals": intervals(res, compare)}
