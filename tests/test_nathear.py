@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -228,6 +229,44 @@ def test_report_table(mini, tmp_path):
     assert set(only) == {"toy_sides"} and only["toy_sides"]["levels"]["doa_median_deg"] <= 5
     with pytest.raises(ValueError, match="no task \\['toy_nope'\\]"):
         report.evaluate(suite, cols, tasks=["toy_nope"])
+
+
+def test_report_averages_several_training_runs(tmp_path, capsys):
+    """Several --weights (runs of one configuration): the trained column is their per-clip mean, each run's value is
+    listed, the paired difference is against the seed-averaged random init; mismatched architectures are refused."""
+    import torch
+
+    from conftest import tiny_config
+    from hear_gram.checkpoint import save_model
+    from hear_gram.model import GramEncoder
+    from training import report
+    suite = tmp_path / "suite"
+    hear_tasks.write_task(suite / "tasks", "sides", sizes=(18, 9, 9))
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(10 + seed)
+        runs.append(str(tmp_path / f"run{seed}"))
+        save_model(GramEncoder(tiny_config(dim=32, mlp_dim=64)), runs[-1])
+    js = tmp_path / "r.json"
+    assert report.main(["--suite", str(suite), "--weights", *runs, "--random-config", "same", "--random-seeds", "2",
+                        "--json", str(js), "--out", str(tmp_path / "r.md")]) == 0
+    res = json.loads(js.read_text())["tasks"]["toy_sides"]
+    t, r = res["trained (2 runs)"], res["random init (same config, 2 seeds)"]
+    assert set(res) == {"prediction_type", "log-mel (512-d)", "log-mel levels + ILD (384-d)", "binaural cues (213-d)",
+                        "random init (same config, 2 seeds)", "trained (2 runs)"}
+    assert len(t["seeds"]) == 2 and t["doa_mean_deg"] == pytest.approx(np.mean(t["per_clip"]))
+    assert t["doa_mean_deg"] == pytest.approx(np.mean([m for m, _ in t["seeds"]]))  # mean of means = mean of clips
+    md = (tmp_path / "r.md").read_text()
+    assert "| trained (2 runs) - random init (same config, 2 seeds) |" in md
+    diff = t["doa_mean_deg"] - r["doa_mean_deg"]
+    assert f"| {diff:+.1f} [" in md
+    assert f"trained (2 runs): test value of each run ({runs[0]}, {runs[1]})" in md
+    other = str(tmp_path / "wide")
+    save_model(GramEncoder(tiny_config(dim=64, mlp_dim=64)), other)
+    for bad, msg in (([runs[0], other], "differs from .* in dim=64"), ([runs[0], runs[0]], "names a checkpoint twice")):
+        with pytest.raises(SystemExit):
+            report.main(["--suite", str(suite), "--weights", *bad])
+        assert re.search(msg, capsys.readouterr().err), msg
 
 
 def test_workers_build_is_byte_identical(built, synth, tmp_path):

@@ -1,6 +1,6 @@
 """Comparison report on a (mini) Nat-HEAR suite: every task's test score per embedding, with 95 % intervals.
 
-    python -m training.report --suite SUITE [--weights TRAINED_FOLDER] [--random-config full|tiny|same]
+    python -m training.report --suite SUITE [--weights TRAINED [TRAINED ...]] [--random-config full|tiny|same]
                               [--run RUN_DIR] [--module gram_t_patch] [--out report.md] [--png-dir DIR]
                               [--json results.json] [--random-seeds N]
 
@@ -12,6 +12,11 @@ from the waveform; training.probe.binaural_embedder); GRAM-T with random weights
 variant's full architecture, the `tiny` preset's model, or `same` as --weights: then it is exactly the model
 training started from); and the trained checkpoint when --weights is given.  Embeddings are the HEAR module's
 scene embeddings (module defaults), computed in-process.
+
+Seeds: one random init and one training run are one draw each.  `--random-seeds N` makes the random-init column
+the mean over init seeds 0..N-1 per test clip; several `--weights` (runs of one configuration, e.g. trained with
+`--seed=0`, `1`, `2`: each started from the init of that seed) make the trained column the mean over those runs
+per test clip.  Each seed's and each run's own test value is listed under the table.
 
 Probes (training.probe; the heareval path is proven by tests/test_heareval_e2e.py): ridge regressions and a
 shallow MLP, selected on valid; scene tasks report test top-1 accuracy, localization tasks the test mean and
@@ -103,8 +108,8 @@ def intervals(results: dict, compare=None, n_boot: int = N_BOOT, seed: int = 0) 
 
 
 def merge_seeds(results: dict, columns: list, merged: str) -> dict:
-    """Replace `columns` (one column per random-init seed) by one column `merged`: per test clip the mean over the
-    seeds (error in degrees, or the fraction of seeds that got the clip right), the task metric recomputed from
+    """Replace `columns` (one column per random-init seed, or per training run) by one column `merged`: per test
+    clip the mean over the seeds (error in degrees, or the fraction of seeds that got the clip right), the task metric recomputed from
     those, the valid score averaged, and each seed's own test metric kept under "seeds"."""
     for task, res in results.items():
         rs = [res.pop(c) for c in columns]
@@ -122,9 +127,9 @@ def merge_seeds(results: dict, columns: list, merged: str) -> dict:
     return results
 
 
-def seeds_lines(results: dict, column: str) -> str:
-    """Markdown lines: each seed's own test metric of a merged random-init column."""
-    out = [f"{column}: test value of each init seed (the column is their mean per test clip):"]
+def seeds_lines(results: dict, column: str, unit: str = "init seed") -> str:
+    """Markdown lines: each seed's (or run's) own test metric of a merged column."""
+    out = [f"{column}: test value of each {unit} (the column is their mean per test clip):"]
     for task, res in results.items():
         r = res.get(column)
         if r and "seeds" in r:
@@ -174,14 +179,16 @@ def strip_per_clip(results: dict) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", required=True, help="a suite folder from `python -m training.minisuite`")
-    p.add_argument("--weights", help="trained checkpoint (file, folder or Hub id) for the module")
+    p.add_argument("--weights", nargs="+", metavar="TRAINED",
+                   help="trained checkpoint (file, folder or Hub id) for the module; several (runs of one "
+                        "configuration, e.g. training seeds 0, 1, 2): the trained column is their mean per test clip")
     p.add_argument("--module", default="gram_t_patch")
     p.add_argument("--random-config", choices=("full", "tiny", "same"), default="full",
                    help="architecture of the random-init column; 'same' = that of --weights")
     p.add_argument("--random-seeds", type=int, default=1,
                    help="random-init column over init seeds 0..N-1 (seed 0: where a seed-0 training run started), "
                         "averaged per test clip, so that the trained - random interval is not one init draw")
-    p.add_argument("--run", help="the training run of --weights: adds its held-out reconstruction losses")
+    p.add_argument("--run", help="the training run of (the first) --weights: adds its held-out reconstruction losses")
     p.add_argument("--recon-scenes", type=int, default=32, help="held-out scenes of the reconstruction table")
     p.add_argument("--device", default="cpu", help="where the GRAM columns embed (e.g. cuda)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
@@ -195,6 +202,18 @@ def main(argv=None) -> int:
         p.error("--random-config same needs --weights")
     if a.random_seeds < 1:
         p.error(f"--random-seeds must be >= 1, got {a.random_seeds}")
+    if a.weights and len(set(a.weights)) < len(a.weights):
+        p.error(f"--weights names a checkpoint twice: {a.weights}")
+    first = a.weights[0] if a.weights else None
+    if a.weights and len(a.weights) > 1:
+        from hear_gram.runtime import load_runtime
+        configs = {w: load_runtime(a.module, w).config.to_dict() for w in a.weights}
+        for w, c in configs.items():
+            diff = sorted(k for k in c if c[k] != configs[first].get(k))
+            if diff:
+                p.error(f"--weights {w} differs from {first} in {', '.join(f'{k}={c[k]!r}' for k in diff)} (vs "
+                        f"{', '.join(repr(configs[first].get(k)) for k in diff)}): several --weights are averaged as "
+                        "runs of one configuration")
     from hear_gram.outputs import OutputError, check_output, write_text
     try:  # before any work (README "Bad input")
         for opt, path in (("--out", a.out), ("--json", a.json)):
@@ -215,20 +234,28 @@ def main(argv=None) -> int:
                      "binaural cues (213-d)": binaural_embedder()}
         cols = dict(baselines)
         for s, col in enumerate(seed_cols):
-            cols[col] = random_embedder(a.module, a.random_config, str(Path(tmp) / f"seed{s}"), a.weights, seed=s,
+            cols[col] = random_embedder(a.module, a.random_config, str(Path(tmp) / f"seed{s}"), first, seed=s,
                                         device=a.device, precision=a.precision)
-        trained_col = None
+        trained_col, run_cols = None, []
         if a.weights:
-            trained_col = f"trained ({Path(a.weights).name})"
-            cols[trained_col] = gram_embedder(a.module, a.weights, a.device, precision=a.precision)
+            runs = len(a.weights)
+            trained_col = f"trained ({Path(first).name})" if runs == 1 else f"trained ({runs} runs)"
+            run_cols = [trained_col] if runs == 1 else [f"trained {Path(w).name} (run {i})"
+                                                        for i, w in enumerate(a.weights)]
+            for col, w in zip(run_cols, a.weights):
+                cols[col] = gram_embedder(a.module, w, a.device, precision=a.precision)
         res = evaluate(a.suite, cols, a.png_dir, progress=lambda s: print(s, file=sys.stderr))
     if seeds > 1:
         merge_seeds(res, seed_cols, random_col)
+    if len(run_cols) > 1:
+        merge_seeds(res, run_cols, trained_col)
     columns = [*baselines, random_col, *([trained_col] if trained_col else [])]
     compare = (trained_col, random_col) if trained_col else None
     md = table(res, columns, manifest, compare)
     if seeds > 1:
         md += "\n" + seeds_lines(res, random_col)
+    if len(run_cols) > 1:
+        md += "\n" + seeds_lines(res, trained_col, unit="run (" + ", ".join(a.weights) + ")")
     out = {"tasks": res, "intervals": intervals(res, compare)}
     if a.run:
         from . import recon
