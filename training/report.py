@@ -109,8 +109,8 @@ def intervals(results: dict, compare=None, n_boot: int = N_BOOT, seed: int = 0) 
 
 def merge_seeds(results: dict, columns: list, merged: str) -> dict:
     """Replace `columns` (one column per random-init seed, or per training run) by one column `merged`: per test
-    clip the mean over the seeds (error in degrees, or the fraction of seeds that got the clip right), the task metric recomputed from
-    those, the valid score averaged, and each seed's own test metric kept under "seeds"."""
+    clip the mean over the seeds (error in degrees, or the fraction of seeds that got the clip right), the task
+    metric recomputed from those, the valid score averaged, and each seed's own test metric kept under "seeds"."""
     for task, res in results.items():
         rs = [res.pop(c) for c in columns]
         per_clip = np.mean([r["per_clip"] for r in rs], axis=0)
