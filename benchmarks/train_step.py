@@ -22,15 +22,17 @@ cost does not depend on the bank or pool size (same 10 s scenes, same BRIR lengt
 
 FLOPs per crop (forward; 1 multiply-add = 2 FLOPs; forward + backward = 3 x forward), with N tokens per crop,
 Nv = 1 + N - n_masked visible tokens + CLS, P = C * fs * ts values per patch:
-  patch embed                2 N P D           (the conv runs on all tokens before masking)
+  patch embed                2 (N - n_masked) P D   (only the visible patches are embedded)
   ViT encoder, per block     2 Nv (4 D^2 + 2 D M) + 4 Nv^2 D        (M = mlp_dim)
   Mamba2 encoder, per block  2 Nv D (2 Di + 2 S + H) + 2 Nv Di D + 2 Nv^2 (Di + S)  (Di = expand D, S = d_state,
                              H = heads; the last term is the quadratic SSD form; an estimate)
   decoder embed              2 Nv D Dd
-  MW-MAE decoder, per block  2 N (4 Dd^2 + 8 Dd^2) + 4 N^2 Dd       (windowed heads run as masked dense attention)
+  MW-MAE decoder, per block  2 N (4 Dd^2 + 8 Dd^2) + 4 N (Dd / H) sum_h n_h   (head h attends to n_h = its
+                             window w_h tokens, or all N for a global head: training/decoder.py)
   prediction head            2 N Dd P
-GRAM-T patch (D 768, 12 blocks, Dd 512, 8 blocks, N 200, Nv 41): 17.9 GFLOP forward, 53.7 GFLOP per crop
-forward + backward; 51.8 if the windowed decoder heads computed only their windows (peers.md §3: "about 51").
+GRAM-T patch (D 768, 12 blocks, Dd 512, 8 blocks, N 200, Nv 41): 17.4 GFLOP forward, 52.3 GFLOP per crop
+forward + backward (peers.md §3: "about 51"); 53.7 before the windows were computed alone and the masked patches
+left out of the patch embedding.
 """
 
 import argparse
@@ -50,7 +52,7 @@ from training.scenes import SceneConfig
 def flops_per_crop(c: GramConfig) -> float:
     """Forward + backward FLOPs of one masked crop (formula in the module docstring)."""
     n, nv, p, d, dd = c.n_tokens, 1 + c.n_tokens - c.n_masked, c.patch_dim, c.dim, c.decoder_dim
-    f = 2 * n * p * d
+    f = 2 * (n - c.n_masked) * p * d
     if c.encoder == "transformer":
         f += c.depth * (2 * nv * (4 * d * d + 2 * d * c.mlp_dim) + 4 * nv * nv * d)
     else:
@@ -58,7 +60,8 @@ def flops_per_crop(c: GramConfig) -> float:
         h = di // c.headdim
         f += c.depth * (2 * nv * d * (2 * di + 2 * c.d_state + h) + 2 * nv * di * d + 2 * nv * nv * (di + c.d_state))
     f += 2 * nv * d * dd
-    f += c.decoder_depth * (2 * n * 12 * dd * dd + 4 * n * n * dd)
+    span = sum(w or n for w in c.decoder_windows)  # keys per query, summed over heads
+    f += c.decoder_depth * (2 * n * 12 * dd * dd + 4 * n * (dd // c.decoder_heads) * span)
     f += 2 * n * dd * p
     return 3.0 * f
 
