@@ -1,7 +1,7 @@
 """The main job, offline on the embedded default corpus: scenes -> pretraining -> export -> hear_gram
 embeddings -> mini Nat-HEAR evaluation -> results table (with intervals) and plots.
 
-    python -m training.demo                      # the `full` profile (29 min measured on a 2-core CPU; limit 30)
+    python -m training.demo                      # the `full` profile (22 min measured on a 2-core CPU; limit 30)
     python -m training.demo --profile ci         # the same path at test size (a minute or two)
     python -m training.demo --overwrite          # again into the same --out (replaces its run and export)
 

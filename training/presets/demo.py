@@ -1,5 +1,5 @@
-# `make demo` pretraining (training/presets/demo/full.py): a small GRAM-T on the embedded corpus in about 25
-# minutes (measured: 1,521 s) on one core of a 2-core CPU (the other builds the evaluation suite
+# `make demo` pretraining (training/presets/demo/full.py): a small GRAM-T on the embedded corpus in about 18
+# minutes (measured: 1,074 s) on one core of a 2-core CPU (the other builds the evaluation suite
 # meanwhile); the budget table behind these numbers is in README "The evidence of learning".
 #   python -m training.train --preset=demo --out_dir=runs/demo
 base = "smoke"
