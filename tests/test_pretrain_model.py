@@ -53,7 +53,7 @@ def test_windowed_attention_by_blocks_is_the_dense_masked_softmax(layout):
     # the official order and a shuffled one with a repeated window (heads of one window share a call)
     for windows in (cfg.decoder_windows, (0, 25, 2, 0, 5, 25, 10, 50)):
         att = MultiWindowAttention(32, 8, windows)
-        assert sorted(att.head_order.tolist()) == list(range(8))
+        assert sorted(att.head_order) == list(range(8))
         for h in att.attn_heads:  # far from 0, so a bias applied to the wrong head or offset shows
             if h.window:
                 torch.nn.init.normal_(h.relative_position_bias_table, std=2.0)

@@ -72,8 +72,7 @@ class MultiWindowAttention(nn.Module):
             groups.setdefault(w, []).append(h)
         self.groups = list(groups.items())
         order = [h for _, hs in self.groups for h in hs]
-        self.register_buffer("head_order", torch.tensor([order.index(h) for h in range(num_heads)]),
-                             persistent=False)
+        self.head_order = [order.index(h) for h in range(num_heads)]  # a list, not a buffer: nothing to initialise
 
     def attn_bias(self, n_tokens: int, dtype, device) -> torch.Tensor:
         rows = [h.bias(n_tokens) for h in self.attn_heads]
@@ -106,7 +105,7 @@ class MultiWindowAttention(nn.Module):
             outs.append(y.reshape(b, n // w, g, w, dh).transpose(1, 2).reshape(b, g, n, dh))
         y = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
         if len(self.groups) > 1:
-            y = y.index_select(1, self.head_order)  # back to head order
+            y = y[:, self.head_order]  # back to head order
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
     def dense_forward(self, x: torch.Tensor) -> torch.Tensor:
