@@ -2,7 +2,7 @@
 
 1. MW-MAE decoder attention: per-window blocks (training/decoder.py) against the dense (N, N) softmax with -inf
    outside the windows (`MultiWindowAttention.dense_forward`);
-2. the masked patch embedding: a GEMM over the visible patches only (`GramEncoder.encode(x, mask)`) against the
+2. the masked patch embedding: a GEMM over the visible patches only (`GramEncoder.embed_patches(x, mask)`) against the
    official form, the stride = kernel conv over every patch, then the masked tokens dropped.
 
     python -m benchmarks.pretrain_kernels                      # CPU, the threads torch picks
@@ -22,7 +22,6 @@ import torch
 
 from benchmarks.train_step import config_named
 from hear_gram.model import GramEncoder
-from hear_gram.patching import patchify
 from training.decoder import MultiWindowAttention
 from training.pretrain_model import random_mask
 
@@ -42,17 +41,10 @@ def time_fn(fn, x, repeats, warmup, device) -> float:
     return statistics.median(times)
 
 
-def conv_then_mask(enc: GramEncoder, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def conv_then_mask(enc: GramEncoder, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The official embedding: conv over every patch, masked tokens dropped afterwards."""
-    tok = enc.patch_embed(x).flatten(2).transpose(1, 2)
-    return tok[keep].reshape(x.shape[0], -1, tok.shape[-1])
-
-
-def gemm_visible(enc: GramEncoder, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """What GramEncoder.encode(x, mask) does before the positions: a GEMM over the visible patches."""
-    c = enc.config
-    patches = patchify(x, c.patch)[keep].reshape(x.shape[0], -1, c.patch_dim)
-    return torch.nn.functional.linear(patches, enc.patch_embed.weight.flatten(1), enc.patch_embed.bias)
+    tok = enc.embed_patches(x)
+    return tok[~mask].reshape(x.shape[0], -1, tok.shape[-1])
 
 
 def main(argv=None):
@@ -96,11 +88,11 @@ def main(argv=None):
         with torch.device(device):
             enc = GramEncoder(c)
         x = torch.randn(b, c.in_channels, c.n_mels, c.chunk_frames, device=device)
-        keep = ~random_mask(b, c.n_tokens, c.n_masked, generator=torch.Generator().manual_seed(0)).to(device)
+        mask = random_mask(b, c.n_tokens, c.n_masked, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.no_grad():
-            diff = (conv_then_mask(enc, x, keep) - gemm_visible(enc, x, keep)).abs().max().item()
-        conv = time_fn(lambda x: conv_then_mask(enc, x, keep), x, a.repeats, a.warmup, device)
-        gemm = time_fn(lambda x: gemm_visible(enc, x, keep), x, a.repeats, a.warmup, device)
+            diff = (conv_then_mask(enc, x, mask) - enc.embed_patches(x, mask)).abs().max().item()
+        conv = time_fn(lambda x: conv_then_mask(enc, x, mask), x, a.repeats, a.warmup, device)
+        gemm = time_fn(lambda x: enc.embed_patches(x, mask), x, a.repeats, a.warmup, device)
         print(f"| {name} | {b} x {c.n_tokens} ({c.n_tokens - c.n_masked}) | {c.patch_dim} -> {c.dim} | "
               f"{conv * 1e3:.1f} | {gemm * 1e3:.1f} | {conv / gemm:.2f}x | {diff:.1e} |")
 

@@ -209,21 +209,25 @@ class GramEncoder(nn.Module):
         x = logmel.transpose(2, 3).float()
         return F.layer_norm(x, x.shape[1:], eps=1e-5)
 
+    def embed_patches(self, x: torch.Tensor, mask: torch.Tensor = None) -> torch.Tensor:
+        """x (B, C, F, T) normalised -> patch tokens + positions: (B, N, D), or with `mask` (B, N) bool (True =
+        masked) the visible ones only, (B, N_visible, D), in token order."""
+        if mask is None:
+            return self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]
+        # Only the visible patches are embedded: the stride = kernel conv is the product of patchify's (C, fs, ts)
+        # rows with the flattened conv weight (the same layout), so masked patches cost nothing and the weight
+        # gradient is one GEMM (a CPU's conv backward takes 10x longer on these shapes).  Row-major boolean
+        # indexing keeps token order.
+        b, keep = x.shape[0], ~mask
+        patches = patchify(x, self.config.patch)[keep].reshape(b, -1, self.config.patch_dim)
+        pos = self.pos_embed[0, 1:][None].expand(b, -1, -1)[keep].reshape(b, -1, self.config.dim)
+        return F.linear(patches, self.patch_embed.weight.flatten(1), self.patch_embed.bias) + pos
+
     def encode(self, x: torch.Tensor, mask: torch.Tensor = None, layer: int = None) -> torch.Tensor:
         """x (B, C, F, T) normalised -> tokens (B, 1 + N_visible, D) after the final norm.
         mask (B, N) bool, True = masked: masked tokens are removed before the backbone (MAE, §5.2).
         `layer=k` runs only the first k blocks (negative: counted from the end), then the final norm."""
-        if mask is None:
-            tok = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed[:, 1:]  # (B, N, D)
-        else:
-            # Only the visible patches are embedded: the stride = kernel conv is the product of patchify's
-            # (C, fs, ts) rows with the flattened conv weight (the same layout), so masked patches cost nothing and
-            # the weight gradient is one GEMM (a CPU's conv backward takes 10x longer on these shapes).
-            # Row-major boolean indexing keeps token order.
-            b, keep = x.shape[0], ~mask
-            patches = patchify(x, self.config.patch)[keep].reshape(b, -1, self.config.patch_dim)
-            pos = self.pos_embed[0, 1:][None].expand(b, -1, -1)[keep].reshape(b, -1, self.config.dim)
-            tok = F.linear(patches, self.patch_embed.weight.flatten(1), self.patch_embed.bias) + pos
+        tok = self.embed_patches(x, mask)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(tok.shape[0], -1, -1)
         return self.backbone(torch.cat([cls, tok], dim=1), n_blocks=layer)
 

@@ -88,8 +88,7 @@ class MultiWindowAttention(nn.Module):
         q, k, v = self._qkv(x)
         outs = []
         for w, heads in self.groups:
-            idx = heads if len(heads) > 1 else slice(heads[0], heads[0] + 1)
-            qg, kg, vg = q[:, idx], k[:, idx], v[:, idx]  # (B, G, N, dh)
+            qg, kg, vg = q[:, heads], k[:, heads], v[:, heads]  # (B, G, N, dh)
             if w == 0:
                 outs.append(F.scaled_dot_product_attention(qg, kg, vg))
                 continue
@@ -103,9 +102,7 @@ class MultiWindowAttention(nn.Module):
             bias = torch.stack([self.attn_heads[h].block() for h in heads]).to(q.dtype)  # (G, w, w)
             y = F.scaled_dot_product_attention(blocks(qg), blocks(kg), blocks(vg), attn_mask=bias)
             outs.append(y.reshape(b, n // w, g, w, dh).transpose(1, 2).reshape(b, g, n, dh))
-        y = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
-        if len(self.groups) > 1:
-            y = y[:, self.head_order]  # back to head order
+        y = torch.cat(outs, dim=1)[:, self.head_order]  # back to head order
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
     def dense_forward(self, x: torch.Tensor) -> torch.Tensor:
