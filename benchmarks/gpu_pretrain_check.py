@@ -58,7 +58,11 @@ def loss_curve(lines: list, png: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot([x["step"] for x in lines], [x["loss"] for x in lines], lw=1.2)
+    ax.plot([x["step"] for x in lines], [x["loss"] for x in lines], lw=1.2, label="loss")
+    ia = [x for x in lines if "loss_interaural" in x]
+    if ia:  # binaural: its interaural part (training.recon), rank 0's crops
+        ax.plot([x["step"] for x in ia], [x["loss_interaural"] for x in ia], lw=1.2, label="interaural part")
+        ax.legend()
     ax.set(xlabel="step", ylabel="masked-reconstruction loss (train)", title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -38,6 +38,11 @@ def test_demo_ci_profile_end_to_end(tmp_path):
     # the 12 training steps learned something: held-out reconstruction loss below the random init's, CI excluding 0
     diff, lo, hi = results["recon"]["diff"]["trained - random init"]
     assert hi < 0, results["recon"]["loss"]
+    rec = results["recon"]  # the binaural model's loss split into common + interaural, for every predictor
+    assert set(rec["interaural"]) == set(rec["common"]) == set(rec["loss"]) >= {"trained", "band context"}
+    for k, (m, _, _) in rec["loss"].items():
+        assert abs(rec["common"][k][0] + rec["interaural"][k][0] - m) < 1e-5, k
+    assert "| common | interaural |" in report and "| band context |" in report
     z = np.load(out / "demo_embeddings.npz")
     assert z["scene"].shape == (len(z["files"]), model.scene_embedding_size) and len(z["files"]) > 0
     assert np.isfinite(z["scene"]).all()

@@ -122,4 +122,42 @@ def test_recon_per_crop_is_the_training_loss():
     assert per.mean().item() == pytest.approx(loss.item(), rel=1e-5)  # every row masks the same count
     assert torch.allclose(recon.targets(c, x), target, atol=1e-5)
     base = recon.baseline_losses(c, x, mask, target.mean(0, keepdim=True))
-    assert (base["patch mean (oracle)"] <= base["zero"] + 1e-6).all()  # the own-mean predictor is never worse
+    oracle, zero = base["patch mean (oracle)"], base["zero"]
+    assert (oracle["total"] <= zero["total"] + 1e-6).all()  # the own-mean predictor is never worse
+    for parts in (*base.values(), {k: v.detach().numpy() for k, v in recon.loss_parts(pred, target, mask, 2).items()}):
+        np.testing.assert_allclose(parts["common"] + parts["interaural"], parts["total"], rtol=1e-5)
+    # both ears given the same value: the interaural part is what the targets' own (L - R) / 2 costs
+    t = target.reshape(3, c.n_tokens, 2, -1)
+    side = ((t[:, :, 0] - t[:, :, 1]) / 2).pow(2).mean(-1)
+    want = (2 * (side * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(zero["interaural"], want, rtol=1e-5)
+    np.testing.assert_allclose(oracle["interaural"], want, rtol=1e-5)
+    assert recon.loss_parts(pred, target, mask, 1).keys() == {"total"}  # mono: no split
+
+
+def test_recon_interaural_part_sees_level_differences():
+    """A scene whose right ear is the left ear 0.5 lower: predictors that know the level difference from the
+    visible patches (band context) have no interaural error; those that give both ears one value pay 0.25 x 2."""
+    from conftest import tiny_config
+    from training.pretrain_model import random_mask
+
+    c = tiny_config()
+    torch.manual_seed(1)
+    left = torch.randn(2, 1, c.chunk_frames, c.n_mels)
+    x = torch.cat([left, left - 0.5 * left.std()], dim=1)
+    mask = random_mask(2, c.n_tokens, c.n_masked)
+    t = recon.targets(c, x)
+    base = recon.baseline_losses(c, x, mask, t.mean(0, keepdim=True))
+    ild = (t.reshape(2, c.n_tokens, 2, -1)[:, :, 0] - t.reshape(2, c.n_tokens, 2, -1)[:, :, 1]) / 2
+    d = ild[:, :1, :1]  # per crop (each is normalised on its own), one level difference everywhere
+    assert torch.allclose(ild, d.expand_as(ild), atol=1e-5) and (d > 0.1).all()
+    np.testing.assert_allclose(base["zero"]["interaural"], 2 * d.flatten().pow(2).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(base["band context"]["interaural"], 0.0, atol=1e-9)
+    assert (base["band context"]["total"] < base["zero"]["total"]).all()
+    # the band context is the mean spectrum of the visible patches of the band, broadcast over its patches
+    gf, gt = c.grid
+    vis = ~mask[0].reshape(gf, gt)
+    pred = recon.band_context(c, t, mask).reshape(2, gf, gt, 2, *c.patch)
+    prof = t.reshape(2, gf, gt, 2, *c.patch)[0, 3][vis[3]].mean(dim=(0, -1))  # band 3: (C, fs)
+    assert torch.allclose(pred[0, 3, 0, :, :, 0], prof, atol=1e-6)
+    assert torch.allclose(pred[0, 3, -1, :, :, -1], prof, atol=1e-6)

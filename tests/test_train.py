@@ -119,6 +119,8 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert not any(k.startswith("module.") for k in ckpt["model"])
     log = [json.loads(x) for x in open(tmp_path / "log.jsonl")]
     assert log[-1]["step"] == 4 and math.isfinite(log[-1]["loss"])
+    # binaural: the interaural part of the loss (rank 0's crops) is logged; it is a part, so below the loss
+    assert all(0 < x["loss_interaural"] < x["loss"] for x in log), log
 
 
 def test_export_round_trip(ci_run, tmp_path):

@@ -29,6 +29,25 @@ def random_mask(batch: int, n_tokens: int, n_masked: int, generator: torch.Gener
     return ranks < n_masked
 
 
+def per_crop(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> torch.Tensor:
+    """The pretraining loss of every row: channels x mean over masked patches of the patch MSE."""
+    m = mask.float()
+    return channels * ((pred.float() - target.float()).pow(2).mean(-1) * m).sum(1) / m.sum(1)
+
+
+def loss_parts(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> dict:
+    """{"total": per_crop(...)} and, for two channels, its exact split into "common" (the error of (L + R) / 2)
+    and "interaural" (the error of (L - R) / 2; training.recon's docstring); every value is (B,)."""
+    parts = {"total": per_crop(pred, target, mask, channels)}
+    if channels == 2:
+        b, n, _ = target.shape
+        e = (pred.float() - target.float()).reshape(b, n, 2, -1)  # a patch holds channel, then frequency, time
+        m = mask.float()
+        for name, v in (("common", e.mean(2)), ("interaural", (e[:, :, 0] - e[:, :, 1]) / 2)):
+            parts[name] = channels * (v.pow(2).mean(-1) * m).sum(1) / m.sum(1)
+    return parts
+
+
 class PretrainModel(nn.Module):
     """GRAM-T / GRAM-M masked autoencoder: `encoder` (GramEncoder) + MW-MAE decoder."""
 

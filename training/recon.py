@@ -12,7 +12,16 @@ masked patches of the normalised log-mel, times the channel count, gram_spec §5
 * `random init`: the same architecture from the same seed before any step (exactly where training started);
 * `zero`: predicting 0 for every masked value (the chunk mean, since inputs are normalised per chunk);
 * `position mean`: predicting each masked patch by the mean patch at its position over train-split scenes;
-* `patch mean (oracle)`: predicting each masked patch by its own mean value (it knows the answer's level).
+* `patch mean (oracle)`: predicting each masked patch by its own mean value (it knows the answer's level);
+* `band context`: predicting each masked patch, per ear and mel bin, by the mean over time of the visible
+  patches in its frequency band (a stationary-scene guess from what the encoder sees; 0 if none is visible).
+
+For binaural models each loss splits exactly into a part common to both ears and an interaural part: with e =
+prediction - target per ear, (eL^2 + eR^2) / 2 = ((eL + eR) / 2)^2 + ((eL - eR) / 2)^2, so loss = common +
+interaural, the interaural part being the error of the predicted level difference (L - R) / 2 of the normalised
+log-mel.  A predictor that gives both ears the same value (zero, patch mean) scores the masked patches' mean
+squared (L - R) / 2 there; a model below it predicts the interaural level differences of patches it never saw,
+i.e. it learned where the sources of a scene are, without any probe.
 
 Means over crops come with 95 % bootstrap intervals over scenes (crops of one scene resampled together), and
 paired differences (trained - other) on the same resamples.
@@ -30,7 +39,7 @@ from hear_gram.model import GramConfig
 from hear_gram.patching import patchify
 
 from .export import load_training_model
-from .pretrain_model import PretrainModel, random_mask
+from .pretrain_model import PretrainModel, loss_parts, per_crop, random_mask  # noqa: F401 (per_crop: API)
 from .scenes import SceneConfig, SceneSynth
 
 
@@ -56,22 +65,17 @@ def heldout_crops(model_cfg: GramConfig, n_scenes: int = 32, crops: int = 4, see
     return x, random_mask(len(x), model_cfg.n_tokens, model_cfg.n_masked, generator=gen)
 
 
-def per_crop(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> torch.Tensor:
-    """The pretraining loss of every row: channels x mean over masked patches of the patch MSE."""
-    m = mask.float()
-    return channels * ((pred.float() - target.float()).pow(2).mean(-1) * m).sum(1) / m.sum(1)
-
-
 @torch.no_grad()
-def model_losses(model: PretrainModel, x: torch.Tensor, mask: torch.Tensor, batch: int = 32) -> np.ndarray:
+def model_losses(model: PretrainModel, x: torch.Tensor, mask: torch.Tensor, batch: int = 32) -> dict:
+    """loss_parts of `model` on every crop, as numpy arrays."""
     model.eval()
     dev = next(model.parameters()).device
     out = []
     for i in range(0, len(x), batch):
         xb, mb = x[i:i + batch].to(dev), mask[i:i + batch].to(dev)
         _, pred, target = model(xb, mb)
-        out.append(per_crop(pred, target, mb, model.config.in_channels).cpu())
-    return torch.cat(out).numpy()
+        out.append({k: v.cpu() for k, v in loss_parts(pred, target, mb, model.config.in_channels).items()})
+    return {k: torch.cat([o[k] for o in out]).numpy() for k in out[0]}
 
 
 def targets(cfg: GramConfig, x: torch.Tensor) -> torch.Tensor:
@@ -80,12 +84,25 @@ def targets(cfg: GramConfig, x: torch.Tensor) -> torch.Tensor:
     return patchify(xn, cfg.patch)
 
 
+def band_context(cfg: GramConfig, t: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, P) prediction: every patch gets, per channel and mel bin, the mean over the time frames of the
+    visible (mask False) patches in its row of the patch grid (its frequency band); 0 where none is visible."""
+    gf, gt = cfg.grid
+    fs, ts = cfg.patch
+    b = t.shape[0]
+    c = t.shape[-1] // (fs * ts)
+    vis = (~mask).float().reshape(b, gf, gt, 1, 1)
+    prof = t.float().reshape(b, gf, gt, c, fs, ts).mean(-1)  # (B, F', T', C, fs): each patch's spectrum
+    band = (prof * vis).sum(2) / vis.sum(2).clamp(min=1)  # (B, F', C, fs)
+    return band[:, :, None, :, :, None].expand(b, gf, gt, c, fs, ts).reshape(t.shape)
+
+
 def baseline_losses(cfg: GramConfig, x: torch.Tensor, mask: torch.Tensor, mean_patch: torch.Tensor) -> dict:
+    """{predictor: loss_parts as numpy arrays} of the model-free predictors (module docstring)."""
     t = targets(cfg, x)
-    c = cfg.in_channels
-    return {"zero": per_crop(torch.zeros_like(t), t, mask, c).numpy(),
-            "position mean": per_crop(mean_patch.expand_as(t), t, mask, c).numpy(),
-            "patch mean (oracle)": per_crop(t.mean(-1, keepdim=True).expand_as(t), t, mask, c).numpy()}
+    preds = {"zero": torch.zeros_like(t), "position mean": mean_patch.expand_as(t),
+             "patch mean (oracle)": t.mean(-1, keepdim=True).expand_as(t), "band context": band_context(cfg, t, mask)}
+    return {k: {n: v.numpy() for n, v in loss_parts(p, t, mask, cfg.in_channels).items()} for k, p in preds.items()}
 
 
 def bootstrap(per_scene: dict, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -112,21 +129,37 @@ def evaluate(trained: PretrainModel, n_scenes: int = 32, crops: int = 4, seed: i
     mean_patch = targets(cfg, xt).mean(0, keepdim=True)  # (1, tokens, patch_dim)
     losses = {"trained": model_losses(trained, x, mask), "random init": model_losses(init, x, mask),
               **baseline_losses(cfg, x, mask, mean_patch)}
-    scenes = {k: v.reshape(n_scenes, crops).mean(1) for k, v in losses.items()}
-    diffs = {f"trained - {k}": scenes["trained"] - v for k, v in scenes.items() if k != "trained"}
-    return {"n_scenes": n_scenes, "crops": crops, "seed": seed, "scene_preset": scene_preset,
-            "loss": bootstrap(scenes), "diff": bootstrap(diffs),
-            "per_scene": {k: v.tolist() for k, v in scenes.items()}}
+    res = {"n_scenes": n_scenes, "crops": crops, "seed": seed, "scene_preset": scene_preset}
+    for part in losses["trained"]:  # "total" -> "loss" / "diff"; the split -> "<part>" / "diff_<part>"
+        scenes = {k: v[part].reshape(n_scenes, crops).mean(1) for k, v in losses.items()}
+        diffs = {f"trained - {k}": scenes["trained"] - v for k, v in scenes.items() if k != "trained"}
+        key = "loss" if part == "total" else part
+        res[key], res["diff" if part == "total" else f"diff_{part}"] = bootstrap(scenes), bootstrap(diffs)
+        res["per_scene" if part == "total" else f"per_scene_{part}"] = {k: v.tolist() for k, v in scenes.items()}
+    return res
 
 
 def table(res: dict) -> str:
+    def cell(v):
+        return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+
+    def dcell(v):
+        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" if v else ""
+
+    split = "interaural" in res
     lines = [f"Held-out masked reconstruction loss ({res['n_scenes']} test-split scenes x {res['crops']} crops, "
-             f"one fixed mask each; mean [95 % bootstrap CI over scenes], lower is better):", "",
-             "| predictor | loss | trained - predictor |", "|---|---|---|"]
-    for k, (m, lo, hi) in res["loss"].items():
-        d = res["diff"].get(f"trained - {k}")
-        dd = f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]" if d else ""
-        lines.append(f"| {k} | {m:.3f} [{lo:.3f}, {hi:.3f}] | {dd} |")
+             f"one fixed mask each; mean [95 % bootstrap CI over scenes], lower is better"
+             + ("; loss = common + interaural, the interaural part being the error of the predicted level "
+                "difference between the ears, (L - R) / 2 of the normalised log-mel" if split else "") + "):", "",
+             "| predictor | loss | trained - predictor |"
+             + (" common | interaural | trained - predictor (interaural) |" if split else ""),
+             "|---|---|---|" + ("---|---|---|" if split else "")]
+    for k, v in res["loss"].items():
+        row = f"| {k} | {cell(v)} | {dcell(res['diff'].get(f'trained - {k}'))} |"
+        if split:
+            row += (f" {cell(res['common'][k])} | {cell(res['interaural'][k])} | "
+                    f"{dcell(res['diff_interaural'].get(f'trained - {k}'))} |")
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 

@@ -46,7 +46,7 @@ from hear_gram.outputs import OutputError, atomic_path, stale_temporaries, write
 from training.config import field_defaults, parse_value, resolve, split_argv
 from training.data import CropStream
 from training.monitor import open_writer, reconstruction_figure
-from training.pretrain_model import PretrainModel
+from training.pretrain_model import PretrainModel, loss_parts
 from training.scenes import SceneConfig
 
 CKPT_NAME = "ckpt.pt"
@@ -429,9 +429,16 @@ class RunLog:
         if step % cfg["log_every"] == 0 or step == 1 or step == end:
             line = dict(step=step, loss=round(loss, 6), lr=lr, grad_norm=round(gnorm, 4), crops_per_s=round(rate, 2),
                         step_s=round(dt, 4))
+            msg = f"step {step}: loss {loss:.4f} lr {lr:.2e} |g| {gnorm:.3f} {rate:.1f} crops/s"
+            if self.mcfg.in_channels == 2:  # the interaural part of the loss (training.recon), rank 0's crops
+                with torch.no_grad():
+                    ia = loss_parts(pred.detach(), target, mask, 2)["interaural"].mean().item()
+                line["loss_interaural"] = round(ia, 6)
+                msg += f" (interaural {ia:.4f})"
+                if w is not None:
+                    w.add_scalar("train/loss_interaural", ia, step)
             with open(os.path.join(self.out_dir, "log.jsonl"), "a") as f:
                 f.write(json.dumps(line) + "\n")
-            msg = f"step {step}: loss {loss:.4f} lr {lr:.2e} |g| {gnorm:.3f} {rate:.1f} crops/s"
             (self.pbar.write if self.pbar is not None else print)(msg)
         if cfg["image_every"] and step % cfg["image_every"] == 0:
             self.image(step, loss, pred, target, mask)
