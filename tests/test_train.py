@@ -364,3 +364,18 @@ def test_export_never_replaces_an_export_or_the_run_without_overwrite(tmp_path, 
     assert (out / "model.safetensors").read_bytes() == b"an older export"
     assert export_mod.main([str(run), str(tmp_path / "new"), "--overwrite"]) == 2  # passes the checks, no ckpt.pt
     assert "no training checkpoint at" in capsys.readouterr().err
+
+
+def test_model_card_says_what_the_weights_are():
+    from hear_gram.model import VARIANTS
+    from training.model_card import what_this_is
+
+    demo = what_this_is(dict(dim=256, depth=2, num_heads=4, mlp_dim=512), {"step": 900, "global_batch_crops": 64},
+                        "gram_t_patch")
+    assert demo.startswith("**A small demonstration model, not GRAM.**"), demo
+    assert "dim 256, depth 2" in demo and "dim 768, depth 12" in demo and "900 steps x 64 crops" in demo
+    assert "use the official weights" in demo and "with its interaural part" in demo
+    paper = what_this_is(VARIANTS["gram_t_patch"].config.to_dict(), {"step": 180_000, "global_batch_crops": 512},
+                         "gram_t_patch")
+    assert paper.startswith("**The gram_t_patch architecture**") and "demonstration" not in paper, paper
+    assert "official weights" not in paper  # the paper's size and budget: nothing to warn about

@@ -52,8 +52,8 @@ def what_this_is(c: dict, t: dict, variant: str) -> str:
            f"random initialisation; for embeddings use the official weights (`hear_gram.{variant}.load_model()`)."
            if small or crops < PAPER_CROPS else "")
     return (head + budget + "." + use + " Evidence of learning: the Evaluation section below (held-out "
-            "masked-reconstruction loss and probe scores of the trained model vs its random init, with 95 % "
-            "intervals), when present.")
+            "masked-reconstruction loss, with its interaural part, and probe scores of the trained model vs its "
+            "random init, with 95 % intervals), when present.")
 
 
 def render(config: dict, results_md: str = None) -> str:
