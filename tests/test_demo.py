@@ -42,7 +42,9 @@ def test_demo_ci_profile_end_to_end(tmp_path):
     assert set(rec["interaural"]) == set(rec["common"]) == set(rec["loss"]) >= {"trained", "band context"}
     for k, (m, _, _) in rec["loss"].items():
         assert abs(rec["common"][k][0] + rec["interaural"][k][0] - m) < 1e-5, k
-    assert "| common | interaural |" in report and "| band context |" in report
+        assert 0 < rec["interaural level"][k][0] <= rec["interaural"][k][0], k
+    assert "| common | interaural |" in report and "| interaural level (patch means) |" in report
+    assert "| band context |" in report
     z = np.load(out / "demo_embeddings.npz")
     assert z["scene"].shape == (len(z["files"]), model.scene_embedding_size) and len(z["files"]) > 0
     assert np.isfinite(z["scene"]).all()

@@ -132,6 +132,10 @@ def test_recon_per_crop_is_the_training_loss():
     want = (2 * (side * mask).sum(1) / mask.sum(1)).numpy()
     np.testing.assert_allclose(zero["interaural"], want, rtol=1e-5)
     np.testing.assert_allclose(oracle["interaural"], want, rtol=1e-5)
+    # its patch-level share: the squared mean level difference of each patch, never above the whole part
+    lvl = ((t[:, :, 0] - t[:, :, 1]) / 2).mean(-1).pow(2)
+    np.testing.assert_allclose(zero["interaural level"], (2 * (lvl * mask).sum(1) / mask.sum(1)).numpy(), rtol=1e-5)
+    assert (zero["interaural level"] < zero["interaural"]).all()  # random targets vary within a patch
     assert recon.loss_parts(pred, target, mask, 1).keys() == {"total"}  # mono: no split
 
 
@@ -153,6 +157,8 @@ def test_recon_interaural_part_sees_level_differences():
     assert torch.allclose(ild, d.expand_as(ild), atol=1e-5) and (d > 0.1).all()
     np.testing.assert_allclose(base["zero"]["interaural"], 2 * d.flatten().pow(2).numpy(), rtol=1e-4)
     np.testing.assert_allclose(base["band context"]["interaural"], 0.0, atol=1e-9)
+    # one level difference everywhere: all of the zero predictor's interaural error is at the patch level
+    np.testing.assert_allclose(base["zero"]["interaural level"], base["zero"]["interaural"], rtol=1e-4)
     assert (base["band context"]["total"] < base["zero"]["total"]).all()
     # the band context is the mean spectrum of the visible patches of the band, broadcast over its patches
     gf, gt = c.grid

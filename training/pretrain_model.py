@@ -37,14 +37,18 @@ def per_crop(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, chann
 
 def loss_parts(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> dict:
     """{"total": per_crop(...)} and, for two channels, its exact split into "common" (the error of (L + R) / 2)
-    and "interaural" (the error of (L - R) / 2; training.recon's docstring); every value is (B,)."""
+    and "interaural" (the error of (L - R) / 2), the latter again into "interaural level" (the error of each
+    patch's mean level difference) and the rest (its detail within the patch; training.recon's docstring);
+    every value is (B,)."""
     parts = {"total": per_crop(pred, target, mask, channels)}
     if channels == 2:
         b, n, _ = target.shape
         e = (pred.float() - target.float()).reshape(b, n, 2, -1)  # a patch holds channel, then frequency, time
+        side = (e[:, :, 0] - e[:, :, 1]) / 2
         m = mask.float()
-        for name, v in (("common", e.mean(2)), ("interaural", (e[:, :, 0] - e[:, :, 1]) / 2)):
-            parts[name] = channels * (v.pow(2).mean(-1) * m).sum(1) / m.sum(1)
+        for name, v in (("common", e.mean(2).pow(2).mean(-1)), ("interaural", side.pow(2).mean(-1)),
+                        ("interaural level", side.mean(-1).pow(2))):
+            parts[name] = channels * (v * m).sum(1) / m.sum(1)
     return parts
 
 

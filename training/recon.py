@@ -21,7 +21,10 @@ prediction - target per ear, (eL^2 + eR^2) / 2 = ((eL + eR) / 2)^2 + ((eL - eR) 
 interaural, the interaural part being the error of the predicted level difference (L - R) / 2 of the normalised
 log-mel.  A predictor that gives both ears the same value (zero, patch mean) scores the masked patches' mean
 squared (L - R) / 2 there; a model below it predicts the interaural level differences of patches it never saw,
-i.e. it learned where the sources of a scene are, without any probe.
+i.e. it learned where the sources of a scene are, without any probe.  The interaural part splits once more, as a
+mean square is its squared mean plus its variance: `interaural level`, the error of each patch's mean level
+difference (the spatial cue at the patch's resolution), and the rest, the level difference's detail across the
+patch's mel bins and frames.
 
 Means over crops come with 95 % bootstrap intervals over scenes (crops of one scene resampled together), and
 paired differences (trained - other) on the same resamples.
@@ -150,15 +153,18 @@ def table(res: dict) -> str:
     lines = [f"Held-out masked reconstruction loss ({res['n_scenes']} test-split scenes x {res['crops']} crops, "
              f"one fixed mask each; mean [95 % bootstrap CI over scenes], lower is better"
              + ("; loss = common + interaural, the interaural part being the error of the predicted level "
-                "difference between the ears, (L - R) / 2 of the normalised log-mel" if split else "") + "):", "",
+                "difference between the ears, (L - R) / 2 of the normalised log-mel, and its interaural level part "
+                "the error of each patch's mean level difference" if split else "") + "):", "",
              "| predictor | loss | trained - predictor |"
-             + (" common | interaural | trained - predictor (interaural) |" if split else ""),
-             "|---|---|---|" + ("---|---|---|" if split else "")]
+             + (" common | interaural | trained - predictor (interaural) | interaural level (patch means) | "
+                "trained - predictor (interaural level) |" if split else ""),
+             "|---|---|---|" + ("---|---|---|---|---|" if split else "")]
     for k, v in res["loss"].items():
         row = f"| {k} | {cell(v)} | {dcell(res['diff'].get(f'trained - {k}'))} |"
         if split:
             row += (f" {cell(res['common'][k])} | {cell(res['interaural'][k])} | "
-                    f"{dcell(res['diff_interaural'].get(f'trained - {k}'))} |")
+                    f"{dcell(res['diff_interaural'].get(f'trained - {k}'))} | {cell(res['interaural level'][k])} | "
+                    f"{dcell(res['diff_interaural level'].get(f'trained - {k}'))} |")
         lines.append(row)
     return "\n".join(lines) + "\n"
 
