@@ -143,11 +143,11 @@ def evaluate(trained: PretrainModel, n_scenes: int = 32, crops: int = 4, seed: i
 
 
 def table(res: dict) -> str:
-    def cell(v):
-        return f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+    def cell(v, d=3):
+        return f"{v[0]:.{d}f} [{v[1]:.{d}f}, {v[2]:.{d}f}]"
 
-    def dcell(v):
-        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" if v else ""
+    def dcell(v, d=3):
+        return f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]" if v else ""
 
     split = "interaural" in res
     lines = [f"Held-out masked reconstruction loss ({res['n_scenes']} test-split scenes x {res['crops']} crops, "
@@ -163,8 +163,8 @@ def table(res: dict) -> str:
         row = f"| {k} | {cell(v)} | {dcell(res['diff'].get(f'trained - {k}'))} |"
         if split:
             row += (f" {cell(res['common'][k])} | {cell(res['interaural'][k])} | "
-                    f"{dcell(res['diff_interaural'].get(f'trained - {k}'))} | {cell(res['interaural level'][k])} | "
-                    f"{dcell(res['diff_interaural level'].get(f'trained - {k}'))} |")
+                    f"{dcell(res['diff_interaural'].get(f'trained - {k}'))} | {cell(res['interaural level'][k], 4)} | "
+                    f"{dcell(res['diff_interaural level'].get(f'trained - {k}'), 4)} |")
         lines.append(row)
     return "\n".join(lines) + "\n"
 
