@@ -110,7 +110,7 @@ def test_random_init_seeds_are_averaged_per_clip():
 
 def test_recon_per_crop_is_the_training_loss():
     from conftest import tiny_config
-    from training.pretrain_model import PretrainModel, random_mask
+    from training.pretrain_model import PretrainModel, loss_parts, per_crop, random_mask
 
     torch.manual_seed(0)
     model = PretrainModel(tiny_config())
@@ -118,13 +118,13 @@ def test_recon_per_crop_is_the_training_loss():
     x = torch.randn(3, c.in_channels, c.chunk_frames, c.n_mels)
     mask = random_mask(3, c.n_tokens, c.n_masked)
     loss, pred, target = model(x, mask)
-    per = recon.per_crop(pred, target, mask, c.in_channels)
+    per = per_crop(pred, target, mask, c.in_channels)
     assert per.mean().item() == pytest.approx(loss.item(), rel=1e-5)  # every row masks the same count
     assert torch.allclose(recon.targets(c, x), target, atol=1e-5)
     base = recon.baseline_losses(c, x, mask, target.mean(0, keepdim=True))
     oracle, zero = base["patch mean (oracle)"], base["zero"]
     assert (oracle["total"] <= zero["total"] + 1e-6).all()  # the own-mean predictor is never worse
-    for parts in (*base.values(), {k: v.detach().numpy() for k, v in recon.loss_parts(pred, target, mask, 2).items()}):
+    for parts in (*base.values(), {k: v.detach().numpy() for k, v in loss_parts(pred, target, mask, 2).items()}):
         np.testing.assert_allclose(parts["common"] + parts["interaural"], parts["total"], rtol=1e-5)
     # both ears given the same value: the interaural part is what the targets' own (L - R) / 2 costs
     t = target.reshape(3, c.n_tokens, 2, -1)
@@ -136,7 +136,7 @@ def test_recon_per_crop_is_the_training_loss():
     lvl = ((t[:, :, 0] - t[:, :, 1]) / 2).mean(-1).pow(2)
     np.testing.assert_allclose(zero["interaural level"], (2 * (lvl * mask).sum(1) / mask.sum(1)).numpy(), rtol=1e-5)
     assert (zero["interaural level"] < zero["interaural"]).all()  # random targets vary within a patch
-    assert recon.loss_parts(pred, target, mask, 1).keys() == {"total"}  # mono: no split
+    assert loss_parts(pred, target, mask, 1).keys() == {"total"}  # mono: no split
 
 
 def test_recon_interaural_part_sees_level_differences():

@@ -29,10 +29,15 @@ def random_mask(batch: int, n_tokens: int, n_masked: int, generator: torch.Gener
     return ranks < n_masked
 
 
+def _masked_rows(v: torch.Tensor, mask: torch.Tensor, channels: int) -> torch.Tensor:
+    """channels x the mean of v (B, N) over each row's masked patches -> (B,)."""
+    m = mask.float()
+    return channels * (v * m).sum(1) / m.sum(1)
+
+
 def per_crop(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> torch.Tensor:
     """The pretraining loss of every row: channels x mean over masked patches of the patch MSE."""
-    m = mask.float()
-    return channels * ((pred.float() - target.float()).pow(2).mean(-1) * m).sum(1) / m.sum(1)
+    return _masked_rows((pred.float() - target.float()).pow(2).mean(-1), mask, channels)
 
 
 def loss_parts(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, channels: int) -> dict:
@@ -40,15 +45,15 @@ def loss_parts(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, cha
     and "interaural" (the error of (L - R) / 2), the latter again into "interaural level" (the error of each
     patch's mean level difference) and the rest (its detail within the patch; training.recon's docstring);
     every value is (B,)."""
-    parts = {"total": per_crop(pred, target, mask, channels)}
+    e = pred.float() - target.float()
+    parts = {"total": _masked_rows(e.pow(2).mean(-1), mask, channels)}
     if channels == 2:
         b, n, _ = target.shape
-        e = (pred.float() - target.float()).reshape(b, n, 2, -1)  # a patch holds channel, then frequency, time
+        e = e.reshape(b, n, 2, -1)  # a patch holds channel, then frequency, time
         side = (e[:, :, 0] - e[:, :, 1]) / 2
-        m = mask.float()
         for name, v in (("common", e.mean(2).pow(2).mean(-1)), ("interaural", side.pow(2).mean(-1)),
                         ("interaural level", side.mean(-1).pow(2))):
-            parts[name] = channels * (v * m).sum(1) / m.sum(1)
+            parts[name] = _masked_rows(v, mask, channels)
     return parts
 
 

@@ -42,7 +42,7 @@ from hear_gram.model import GramConfig
 from hear_gram.patching import patchify
 
 from .export import load_training_model
-from .pretrain_model import PretrainModel, loss_parts, per_crop, random_mask  # noqa: F401 (per_crop: API)
+from .pretrain_model import PretrainModel, loss_parts, random_mask
 from .scenes import SceneConfig, SceneSynth
 
 
@@ -92,8 +92,7 @@ def band_context(cfg: GramConfig, t: torch.Tensor, mask: torch.Tensor) -> torch.
     visible (mask False) patches in its row of the patch grid (its frequency band); 0 where none is visible."""
     gf, gt = cfg.grid
     fs, ts = cfg.patch
-    b = t.shape[0]
-    c = t.shape[-1] // (fs * ts)
+    b, c = t.shape[0], cfg.in_channels
     vis = (~mask).float().reshape(b, gf, gt, 1, 1)
     prof = t.float().reshape(b, gf, gt, c, fs, ts).mean(-1)  # (B, F', T', C, fs): each patch's spectrum
     band = (prof * vis).sum(2) / vis.sum(2).clamp(min=1)  # (B, F', C, fs)
