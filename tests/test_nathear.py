@@ -204,6 +204,31 @@ def test_mini_suite_subset(mini):
     assert (info.samplerate, info.channels, info.frames) == (32000, 2, 32000)
 
 
+def test_mini_suite_cli_sizes(tmp_path, capsys):
+    """--localization-sizes sets the localization task's clips (the manifest and its command say so); a second
+    build into that folder with other sizes, and a size below 1, are refused with the option or folder named."""
+    out = tmp_path / "loc"
+    assert minisuite.main([str(out), "--preset", "tiny", "--tasks", "nh_azimuth", "--quiet",
+                           "--localization-sizes", "3", "2", "1"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["localization_sizes"] == {"train": 3, "valid": 2, "test": 1}
+    assert man["command"].endswith("--localization-sizes 3 2 1")
+    for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+        assert len(os.listdir(out / "tasks" / "nh_azimuth" / "32000" / split)) == n
+    capsys.readouterr()
+    assert minisuite.main([str(out), "--preset", "tiny", "--tasks", "nh_azimuth", "--quiet",
+                           "--localization-sizes", "4", "2", "1"]) == 2
+    assert f"{out} holds a suite of other sizes" in capsys.readouterr().err
+    (out / "manifest.json").unlink()  # an unfinished build: the dry clips on disk are checked instead
+    assert minisuite.main([str(out), "--preset", "tiny", "--tasks", "nh_azimuth", "--quiet",
+                           "--localization-sizes", "4", "2", "1"]) == 2
+    assert "holds {'train': 3, 'valid': 2, 'test': 1} clips" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        minisuite.main([str(tmp_path / "other"), "--sizes", "4", "0", "2"])
+    assert e.value.code == 2 and "--sizes must be three clip counts >= 1, got 4 0 2" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_report_table(mini, tmp_path):
     """The report on two tasks every column must solve (tests/hear_tasks.py): band-limited noise low vs high
     (top-1 >= 0.9, chance 0.5) and white noise from left / front / right (DOA median <= 5 degrees)."""

@@ -1,6 +1,7 @@
 """The mini Nat-HEAR suite: small HEAR tasks generated offline from the embedded sources, then made naturalistic.
 
     python -m training.minisuite OUT [--preset tiny|demo|full] [--seed 0] [--tasks ...] [--workers N]
+                                 [--sizes TRAIN VALID TEST] [--localization-sizes TRAIN VALID TEST]
 
 Mono "dry" HEAR tasks (keywords, events, pitch, talker count; training/sources.py generators) in OUT/dry, their
 naturalistic versions (training.nathear: held-out rooms, noise) and two localization tasks (training.localization:
@@ -159,24 +160,41 @@ def make_mini(out, preset: str = "tiny", seed: int = 0, progress: bool = True, t
     sizes = tuple(sizes or preset_sizes["sizes"])
     loc_sizes = tuple(localization_sizes or (sizes if localization_sizes is None and sizes != preset_sizes["sizes"]
                                              else preset_sizes["localization_sizes"]))
+    for name, v in (("sizes", sizes), ("localization sizes", loc_sizes)):
+        if len(v) != 3 or any(int(n) != n or n < 1 for n in v):
+            raise ValueError(f"{name} must be three clip counts >= 1 (train, valid, test), got {v}")
+    split_sizes = dict(zip(("train", "valid", "test"), sizes))
+    split_loc_sizes = dict(zip(("train", "valid", "test"), loc_sizes))
     if out.exists() and (out / "manifest.json").exists():
         m = read_json(out / "manifest.json")
         if (m.get("preset"), m.get("seed")) != (preset, seed):
             raise FileExistsError(f"{out} holds a {m.get('preset')} suite with seed {m.get('seed')}; "
                                   "choose a new folder")
+        if (m.get("sizes"), m.get("localization_sizes")) != (split_sizes, split_loc_sizes):
+            raise FileExistsError(f"{out} holds a suite of other sizes ({m.get('sizes')}, localization "
+                                  f"{m.get('localization_sizes')}); choose a new folder")
     t_all = time.perf_counter()
     eng = Espeak()
     synth = make_synth(seed)
-    manifest = {"preset": preset, "seed": seed, "sizes": dict(zip(("train", "valid", "test"), sizes)),
-                "localization_sizes": dict(zip(("train", "valid", "test"), loc_sizes)),
-                "command": f"python -m training.minisuite OUT --preset {preset} --seed {seed}",
+    command = f"python -m training.minisuite OUT --preset {preset} --seed {seed}"
+    if sizes != preset_sizes["sizes"]:
+        command += " --sizes " + " ".join(map(str, sizes))
+    if loc_sizes != preset_sizes["localization_sizes"]:
+        command += " --localization-sizes " + " ".join(map(str, loc_sizes))
+    manifest = {"preset": preset, "seed": seed, "sizes": split_sizes, "localization_sizes": split_loc_sizes,
+                "command": command,
                 "tasks_dir": "tasks", "dry_dir": "dry", "tasks": {}}
     for task in tasks:
         t0 = time.perf_counter()
         gen, kind = LOCALIZATION_TASKS.get(task, (task, None))
         dry = out / "dry" / task
-        if not (dry / "task_metadata.json").exists():
-            make_dry_task(dry, task, loc_sizes if kind else sizes, seed, eng, progress, generator=gen)
+        want = dict(zip(("train", "valid", "test"), loc_sizes if kind else sizes))
+        if (dry / "task_metadata.json").exists():  # resuming: the dry clips must be the ones asked for
+            have = {s: len(read_json(dry / f"{s}.json")) for s in want}
+            if have != want:
+                raise FileExistsError(f"{dry} holds {have} clips, not the {want} asked for; choose a new folder")
+        else:
+            make_dry_task(dry, task, tuple(want.values()), seed, eng, progress, generator=gen)
         t1 = time.perf_counter()
         if kind is None:
             st = build_task(dry, out / "tasks" / task, seed=seed, synth=synth, progress=progress, workers=workers)
@@ -206,9 +224,17 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", nargs="+", choices=MINI_TASKS, default=MINI_TASKS, help="a subset of the suite")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--workers", type=int, default=1, help="spatialise in N processes (same output as 1)")
+    p.add_argument("--sizes", type=int, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
+                   help="clips per scene task (default: the preset's; alone, also of the localization tasks)")
+    p.add_argument("--localization-sizes", type=int, nargs=3, metavar=("TRAIN", "VALID", "TEST"),
+                   help="clips per localization task (default: the preset's)")
     a = p.parse_args(argv)
+    for opt, v in (("--sizes", a.sizes), ("--localization-sizes", a.localization_sizes)):
+        if v is not None and min(v) < 1:
+            p.error(f"{opt} must be three clip counts >= 1, got {' '.join(map(str, v))}")
     try:
-        man = make_mini(a.out, a.preset, a.seed, progress=not a.quiet, tasks=a.tasks, workers=a.workers)
+        man = make_mini(a.out, a.preset, a.seed, progress=not a.quiet, tasks=a.tasks, workers=a.workers,
+                        sizes=a.sizes, localization_sizes=a.localization_sizes)
     except (ValueError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
